@@ -1,0 +1,283 @@
+"""Command line: ``python -m benchmark <command>``.
+
+run      train one method on one split with one seed (resumes an interrupted run)
+sweep    run methods x splits x seeds, each in its own process, skipping finished runs
+report   tables (terminal, CSV, Markdown) and plots of every finished run
+methods  the registered methods
+splits   list, make, import and check split files
+bench    time one training step of each method side by side
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from benchmark import config as config_module
+from benchmark import distributed, method as method_registry
+from benchmark.data import layouts, roots, splits
+from benchmark.errors import UserError
+from benchmark.records import RunLock, RunPaths, read_record
+from benchmark.settings import describe
+
+console = Console()
+
+
+def _resolve(args: argparse.Namespace, method_cls: type, split: splits.Split) -> config_module.Resolved:
+    preset = args.preset or split.dataset
+    extra: dict = {"seed": args.seed}
+    if args.pretrained:
+        extra["model"] = {"pretrained": args.pretrained}
+    resolved = config_module.resolve(preset, method_cls.Params, [Path(p) for p in args.config],
+                                     args.set, extra)
+    if resolved.run.data.dataset != split.dataset:
+        raise UserError(f"preset {preset!r} is for data set {resolved.run.data.dataset!r} but split "
+                        f"{split.name} belongs to {split.dataset!r}; pick a preset of {split.dataset}")
+    return resolved
+
+
+def _check_split(split: splits.Split, root: Path) -> None:
+    problems = splits.structure_problems(split) + splits.missing_files(split, root)
+    if problems:
+        raise UserError(f"split {split.name} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
+                        + f"\nFix the split files or --data-root; 'python -m benchmark splits check "
+                        f"{split.name}' reports every problem")
+
+
+def _set_aside(folder: Path) -> Path:
+    """Move a run folder out of the way (``--fresh``) instead of deleting it."""
+    target = folder.with_name(f"{folder.name}.replaced-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    shutil.move(str(folder), str(target))
+    return target
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.trainer import Trainer
+
+    dist = distributed.setup()
+    try:
+        method_cls = method_registry.get(args.method)
+        split = splits.load(args.split)
+        resolved = _resolve(args, method_cls, split)
+        paths = RunPaths.of(split.dataset, split.name, method_cls.name, resolved.run.seed, args.tag)
+        record = read_record(paths.record)
+        if args.fresh and paths.folder.exists() and dist.is_main:
+            console.print(f"previous run moved to {_set_aside(paths.folder)}")
+        elif record and record.get("status") == "finished":
+            if dist.is_main:
+                console.print(f"already finished: {paths.folder} (last mIoU {100 * record['last_miou']:.2f}, "
+                              f"best {100 * record['best_miou']:.2f}); --fresh to train again")
+            return 0
+        distributed.barrier()
+        root = roots.resolve(split.dataset, args.data_root, resolved.run.data.root)
+        _check_split(split, root)
+        lock = RunLock(paths.lock) if dist.is_main else None
+        with lock or _NoLock():
+            trainer = Trainer(resolved, method_cls, split, root, paths, show_progress=not args.quiet)
+            record = trainer.run()
+    finally:
+        distributed.teardown()
+    if dist.is_main:
+        console.print(f"[bold]{method_cls.name}[/] on {split.name} seed {resolved.run.seed}: "
+                      f"last mIoU {100 * record['last_miou']:.2f}, best {100 * record['best_miou']:.2f} "
+                      f"(iteration {record['best_iteration']}), {record['train_seconds']:.0f} s")
+        console.print(f"record: {paths.record}")
+    return 0
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    found = method_registry.available()
+    if args.name:
+        cls = method_registry.get(args.name)
+        table = Table(title=f"{cls.name}: parameters ({cls.fidelity})")
+        for column in ("key", "default", "meaning"):
+            table.add_column(column)
+        for key, default, doc in describe(cls.Params):
+            table.add_row(f"method.{key}", repr(default), doc)
+        console.print(table)
+        return 0
+    table = Table(title="registered methods")
+    for column in ("name", "what it does", "paper", "implementation"):
+        table.add_column(column)
+    for name, cls in found.items():
+        table.add_row(name, cls.summary, cls.paper, cls.fidelity)
+    console.print(table)
+    return 0
+
+
+def cmd_splits_list(args: argparse.Namespace) -> int:
+    table = Table(title="splits")
+    for column in ("split", "dataset", "labeled", "unlabeled", "val", "fraction", "provenance"):
+        table.add_column(column)
+    manifests: dict[str, dict] = {}
+    for name, dataset in splits.available().items():
+        manifest = manifests.setdefault(dataset, splits.read_manifest(dataset))
+        entry = manifest.get("splits", {}).get(name, {})
+        labeled, unlabeled = entry.get("labeled"), entry.get("unlabeled")
+        fraction = f"{labeled / (labeled + unlabeled):.4f}" if labeled is not None and unlabeled is not None else "?"
+        provenance = entry.get("provenance", {}).get("summary", "no manifest entry")
+        table.add_row(name, dataset, str(labeled), str(unlabeled), str(manifest.get("val", {}).get("count", "?")),
+                      fraction, provenance)
+    console.print(table)
+    return 0
+
+
+def parse_ratio(text: str) -> Fraction:
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"cannot read ratio {text!r}; write it like 1/16") from None
+    if not 0 < value <= 1:
+        raise UserError(f"ratio {text} must lie in (0, 1]")
+    return value
+
+
+def ratio_name(dataset: str, ratio: Fraction) -> str:
+    return f"{dataset}_full" if ratio == 1 else f"{dataset}_{ratio.numerator}_{ratio.denominator}"
+
+
+def cmd_splits_make(args: argparse.Namespace) -> int:
+    root = roots.resolve(args.dataset, args.root, None)
+    pool, val = layouts.pool_and_val(args.dataset, root)
+    texts = [text.strip() for text in args.ratios.split(",")]
+    names = {ratio_name(args.dataset, parse_ratio(text)): text for text in texts}
+    counts = {name: max(1, round(len(pool) * parse_ratio(text))) for name, text in names.items()}
+    for name, (labeled, unlabeled) in splits.nested_draw(pool, counts, args.seed).items():
+        provenance = {"summary": f"drawn with seed {args.seed}: {names[name]} of {len(pool)} train images",
+                      "tool": "benchmark splits make (nested: each smaller split inside the larger)",
+                      "seed": args.seed, "ratio": names[name], "pool": len(pool),
+                      "made": datetime.now().strftime("%Y-%m-%d")}
+        folder = splits.write(args.dataset, name, labeled, unlabeled, provenance, val)
+        console.print(f"{name}: {len(labeled)} labeled, {len(unlabeled)} unlabeled -> {folder}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmark import report
+
+    report.main(Path(args.out) if args.out else None, console)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from benchmark import sweep
+
+    seeds = [int(s) for s in re.split(r"[,\s]+", args.seeds.strip()) if s]
+    return sweep.run(args.methods.split(","), args.splits.split(","), seeds, args.passthrough, console,
+                     print_only=args.print)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmark import bench
+
+    bench.main(args.methods.split(","), args.preset, args.steps, args.set, console, args.vary)
+    return 0
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", help="dataset preset (default: the split's data set)")
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="YAML file of config overrides (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set optim.lr=0.01 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="train one method on one split")
+    run.add_argument("--method", required=True, help="registered name or package.module:Class")
+    run.add_argument("--split", required=True, help="split name, e.g. demo_1_8 or voc_1_16")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--data-root", help="dataset root (else BENCHMARK_<DATASET>_ROOT)")
+    run.add_argument("--pretrained", help="ImageNet weights file for the encoder, or 'none'")
+    run.add_argument("--tag", help="name a variant: results go to <method>+<tag>/")
+    run.add_argument("--fresh", action="store_true", help="set the existing run folder aside and start over")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _run_options(run)
+    run.set_defaults(func=cmd_run)
+
+    sweep = commands.add_parser("sweep", help="run methods x splits x seeds, skipping finished runs")
+    sweep.add_argument("--methods", required=True, help="comma-separated method names")
+    sweep.add_argument("--splits", required=True, help="comma-separated split names")
+    sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    sweep.add_argument("--print", action="store_true", help="print the commands (for a job array) instead")
+    sweep.add_argument("passthrough", nargs=argparse.REMAINDER,
+                       help="options after -- go to every run (e.g. -- --set schedule.iters=500)")
+    sweep.set_defaults(func=cmd_sweep)
+
+    report = commands.add_parser("report", help="tables and plots of all finished runs")
+    report.add_argument("--out", help="output folder (default results/)")
+    report.set_defaults(func=cmd_report)
+
+    methods = commands.add_parser("methods", help="list methods, or one method's parameters")
+    methods.add_argument("name", nargs="?", help="show this method's parameters")
+    methods.set_defaults(func=cmd_methods)
+
+    split_cmd = commands.add_parser("splits", help="list, make, import or check splits")
+    split_cmd.set_defaults(func=cmd_splits_list)
+    split_sub = split_cmd.add_subparsers(dest="splits_command")
+    make = split_sub.add_parser("make", help="draw labeled subsets with a seed")
+    make.add_argument("--dataset", required=True)
+    make.add_argument("--root", help="dataset root")
+    make.add_argument("--ratios", default="1/16,1/8,1/4", help="comma-separated labeled fractions")
+    make.add_argument("--seed", type=int, default=0)
+    make.set_defaults(func=cmd_splits_make)
+
+    bench = commands.add_parser("bench", help="time one training step of each method, side by side")
+    bench.add_argument("--methods", default="supervised,fixmatch,unimatch")
+    bench.add_argument("--preset", default="demo")
+    bench.add_argument("--steps", type=int, default=10, help="timed steps per method (after 2 warm-up steps)")
+    bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    bench.add_argument("--vary", metavar="KEY=V1,V2", help="also compare values of one setting, "
+                       "e.g. trainer.channels_last=on,off")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def user_message(error: BaseException) -> str:
+    """The user's message of a UserError, also when it was raised inside a DataLoader worker."""
+    text = str(error)
+    marker = "UserError: "
+    if "Original Traceback" in text and marker in text:
+        text = text.rsplit(marker, 1)[1].strip()
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as error:
+        if args.debug:
+            raise
+        Console(stderr=True).print("[bold red]error:[/]", escape(user_message(error)), highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted; run the same command again to resume from the last checkpoint")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Reading image/mask pairs of a split from a dataset root, as torch datasets.
+
+Training datasets are indexed by ``(index, sample_seed)`` pairs from :mod:`benchmark.data.sampling`:
+the seed drives that sample's random geometry, so a sample's crop is the same whatever the number of
+workers and after a resume.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from benchmark.data.splits import Sample
+from benchmark.data.transforms import Geometry
+from benchmark.errors import UserError
+
+
+def label_table(label_map: dict) -> np.ndarray:
+    """A 256-entry lookup table from raw mask values to labels (identity where unmapped)."""
+    table = np.arange(256, dtype=np.int64)
+    for raw, label in label_map.items():
+        table[int(raw)] = int(label)
+    return table
+
+
+class PairReader:
+    """Decodes the images and masks of a list of samples under ``root`` and checks them."""
+
+    def __init__(self, root: Path, samples: list[Sample], num_classes: int, ignore_index: int,
+                 label_map: dict | None = None) -> None:
+        self.root = Path(root)
+        self.samples = samples
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.table = label_table(label_map or {})
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _open(self, relative: str) -> Image.Image:
+        path = self.root / relative
+        try:
+            picture = Image.open(path)
+            picture.load()
+            return picture
+        except FileNotFoundError:
+            raise UserError(f"{path} does not exist (listed in the split); check --data-root or run "
+                            "'python -m benchmark splits check'") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise UserError(f"{path} is not a readable image ({error}); replace the file or remove "
+                            "its line from the split") from None
+
+    def image(self, index: int) -> np.ndarray:
+        """H x W x 3 uint8 RGB image of sample ``index``."""
+        return np.asarray(self._open(self.samples[index][0]).convert("RGB"))
+
+    def mask(self, index: int) -> np.ndarray:
+        """H x W int64 label mask of sample ``index``, with the data set's label map applied."""
+        relative = self.samples[index][1]
+        if relative is None:
+            raise UserError(f"sample {self.samples[index][0]} has no mask but is used as labeled")
+        picture = self._open(relative)
+        if picture.mode not in ("L", "P", "I", "I;16"):
+            raise UserError(f"{self.root / relative} has mode {picture.mode}: a mask must be a "
+                            "single-channel (grayscale or palette) PNG of class ids")
+        raw = np.asarray(picture).astype(np.int64)
+        if raw.max(initial=0) > 255:
+            raise UserError(f"{self.root / relative} holds values above 255; masks are 8-bit class ids")
+        mask = self.table[raw]
+        bad = (mask >= self.num_classes) & (mask != self.ignore_index)
+        if bad.any():
+            values = sorted(set(np.unique(raw[bad]).tolist()))
+            raise UserError(f"{self.root / relative} holds mask values {values[:10]} outside the "
+                            f"{self.num_classes} classes and the ignore value {self.ignore_index}; "
+                            "fix data.num_classes or data.label_map")
+        return mask
+
+    def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Image and mask of sample ``index``, checked to be the same size."""
+        image, mask = self.image(index), self.mask(index)
+        if image.shape[:2] != mask.shape:
+            raise UserError(f"{self.root / self.samples[index][0]} is {image.shape[1]}x{image.shape[0]} "
+                            f"but its mask {self.samples[index][1]} is {mask.shape[1]}x{mask.shape[0]}")
+        return image, mask
+
+
+def to_chw(image: np.ndarray) -> Tensor:
+    """H x W x 3 uint8 array to a 3 x H x W uint8 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+class TrainSet(Dataset):
+    """Training samples after the random geometry.
+
+    Labeled: ``{"image": uint8 3xHxW, "mask": int64 HxW}``. Unlabeled: ``{"image": uint8 3xHxW,
+    "ignore": bool HxW}``, True where the crop fell on padding.
+    """
+
+    def __init__(self, reader: PairReader, geometry: Geometry, labeled: bool) -> None:
+        self.reader, self.geometry, self.labeled = reader, geometry, labeled
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Tensor]:
+        index, seed = key
+        if self.labeled:
+            image, mask = self.reader.pair(index)
+            image_t, mask_t = self.geometry(to_chw(image), torch.from_numpy(mask), seed)
+            return {"image": image_t, "mask": mask_t}
+        image_t, pad = self.geometry(to_chw(self.reader.image(index)), None, seed)
+        return {"image": image_t, "ignore": pad}
+
+
+class ValSet(Dataset):
+    """Val images at their original size: ``{"image": uint8 3xHxW, "mask": int64 HxW}``."""
+
+    def __init__(self, reader: PairReader) -> None:
+        self.reader = reader
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        image, mask = self.reader.pair(index)
+        return {"image": to_chw(image), "mask": torch.from_numpy(mask)}

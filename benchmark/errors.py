@@ -1,0 +1,9 @@
+"""The one exception type for mistakes a user can fix."""
+
+
+class UserError(Exception):
+    """A problem caused by the user's input (paths, names, config, files).
+
+    The CLI prints the message alone, without a traceback (unless ``--debug``), and exits with code 2.
+    Messages say what is wrong and name the fix.
+    """

@@ -1,0 +1,165 @@
+"""Run folders and what they hold: config.yaml, metrics.jsonl, record.json, checkpoints, a lock.
+
+``results/runs/<dataset>/<split>/<method>[+<tag>]/seed<k>/``. Every file is written atomically, and a
+run's folder is locked by the process training it so that two processes never write one run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+import yaml
+
+from benchmark import PROJECT_ROOT
+from benchmark.atomic import write_text
+from benchmark.errors import UserError
+
+
+def results_root() -> Path:
+    """Where runs and reports go (``BENCHMARK_RESULTS`` overrides the checkout's ``results/``)."""
+    return Path(os.environ.get("BENCHMARK_RESULTS") or PROJECT_ROOT / "results")
+
+
+def method_label(method: str, tag: str | None) -> str:
+    """Folder name of a method variant."""
+    return f"{method}+{tag}" if tag else method
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of one run."""
+
+    folder: Path
+
+    @classmethod
+    def of(cls, dataset: str, split: str, method: str, seed: int, tag: str | None = None) -> RunPaths:
+        return cls(results_root() / "runs" / dataset / split / method_label(method, tag) / f"seed{seed}")
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.folder / "metrics.jsonl"
+
+    @property
+    def record(self) -> Path:
+        return self.folder / "record.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def lock(self) -> Path:
+        return self.folder / ".lock"
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A record.json, or None when it is missing or unreadable (being written by another process)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_config(paths: RunPaths, config: dict[str, Any]) -> None:
+    write_text(paths.config, yaml.safe_dump(config, sort_keys=False))
+
+
+def write_metrics(paths: RunPaths, history: list[dict[str, Any]]) -> None:
+    """Rewrite metrics.jsonl from the run's evaluation history (kept in the checkpoint, so that the
+    file always matches the checkpoint a resumed run continues from)."""
+    write_text(paths.metrics, "".join(json.dumps(line) + "\n" for line in history))
+
+
+def git_commit() -> tuple[str | None, bool | None]:
+    """(commit hash, whether the tree has uncommitted changes) of the checkout, or (None, None)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        return head, bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Versions, machine and commit, for the record."""
+    commit, dirty = git_commit()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {"torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": sys.version.split()[0], "platform": platform.platform(), "host": socket.gethostname(),
+            "device": str(device), "device_name": name, "cpu_threads": torch.get_num_threads(),
+            "git_commit": commit, "git_dirty": dirty}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """An exclusive lock on a run folder: a file holding the owner's pid, created with O_EXCL.
+
+    A lock left by a process that no longer exists (killed) is taken over.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.held = False
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise UserError(f"run {self.path.parent} is being trained by process {owner}; wait "
+                                    "for it to finish, or stop it first") from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"{os.getpid()}\n")
+            self.held = True
+            return self
+        raise UserError(f"cannot lock {self.path}: another process keeps taking it")
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip() or -1)
+        except (OSError, ValueError):
+            return None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held and self._owner() == os.getpid():
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of the run so far: allocated CUDA memory, or the process's peak resident set on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2 ** 20 if sys.platform == "darwin" else rss / 2 ** 10

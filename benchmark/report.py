@@ -1,0 +1,181 @@
+"""Tables and plots of every finished run, beside the published numbers.
+
+Reads ``results/runs/**/record.json`` (only records whose status is ``finished``: a sweep writing
+meanwhile never shows half a run), groups runs by data set, split and method, and reports mean and
+standard deviation over seeds of the last and the best evaluation, the number of seeds and the labeled
+count of every split. Outputs: a terminal table per data set, ``summary.csv``, ``summary.md``, and
+``miou_vs_labels.{png,svg}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure
+from rich.console import Console
+from rich.table import Table
+
+from benchmark.atomic import write_atomic, write_text
+from benchmark.records import method_label, read_record, results_root
+
+NOT_AVAILABLE = "not published / not available"
+
+
+def load_runs(root: Path) -> pd.DataFrame:
+    """One row per finished run under ``root/runs``."""
+    rows = []
+    for path in sorted((root / "runs").glob("**/record.json")):
+        record = read_record(path)
+        if not record or record.get("status") != "finished":
+            continue
+        rows.append({"dataset": record["dataset"], "split": record["split"],
+                     "method": method_label(record["method"], record.get("tag")), "seed": record["seed"],
+                     "labeled": record["labeled"], "fraction": record["labeled_fraction"],
+                     "last": 100 * record["last_miou"], "best": 100 * record["best_miou"],
+                     "seconds": record["train_seconds"], "memory_mb": record["peak_memory_mb"],
+                     "backbone": (record.get("weights") or {}).get("source", ""), "preset": record["preset"]})
+    return pd.DataFrame(rows)
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (over seeds, ddof 1) and count per data set, split and method."""
+    if runs.empty:
+        return pd.DataFrame()
+    grouped = runs.groupby(["dataset", "split", "method"], sort=False)
+    table = grouped.agg(labeled=("labeled", "first"), fraction=("fraction", "first"), seeds=("seed", "nunique"),
+                        last_mean=("last", "mean"), last_std=("last", "std"), best_mean=("best", "mean"),
+                        best_std=("best", "std"), seconds=("seconds", "mean"), memory_mb=("memory_mb", "max"))
+    return table.reset_index().sort_values(["dataset", "fraction", "method"], ignore_index=True)
+
+
+def load_published(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Published numbers (with backbone and source) and the methods whose numbers are unavailable."""
+    if not path.exists():
+        return pd.DataFrame(columns=["dataset", "split", "method", "backbone", "miou", "source"]), {}
+    data = yaml.safe_load(path.read_text()) or {}
+    sources = data.get("sources", {})
+    rows = [{**entry, "source": sources.get(entry["source"], entry["source"])} for entry in data.get("entries", [])]
+    return pd.DataFrame(rows), data.get("not_available", {})
+
+
+def published_cell(published: pd.DataFrame, missing: dict[str, str], split: str, method: str) -> str:
+    """The published number(s) for (split, method) as text; '' when the method has none to expect."""
+    base = method.partition("+")[0]
+    match = published[(published["split"] == split) & (published["method"] == base)] if len(published) else published
+    if len(match):
+        return ", ".join(f"{row.miou:.2f} ({row.backbone})" for row in match.itertuples())
+    return NOT_AVAILABLE if base in missing else ""
+
+
+def _fmt(mean: float, std: float) -> str:
+    return f"{mean:.2f}" if std is None or math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def with_published(summary: pd.DataFrame, published: pd.DataFrame, missing: dict[str, str]) -> pd.DataFrame:
+    """The summary with a ``published`` column."""
+    if summary.empty:
+        return summary
+    out = summary.copy()
+    out["published"] = [published_cell(published, missing, row.split, row.method) for row in out.itertuples()]
+    return out
+
+
+def grid(summary: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, list[tuple[str, list[Any]]]]]:
+    """Per data set: its splits (ordered by labeled fraction) and, per method, the summary row of each
+    split (None where the method has no run on it)."""
+    for dataset, block in summary.groupby("dataset", sort=False):
+        splits = block.drop_duplicates("split").sort_values("fraction")
+        rows = []
+        for method, runs in block.groupby("method", sort=False):
+            by_split = {r.split: r for r in runs.itertuples()}
+            rows.append((method, [by_split.get(s) for s in splits["split"]]))
+        yield dataset, splits, rows
+
+
+def _cell(row: Any, newline: str, published: str) -> str:
+    if row is None:
+        return ""
+    text = f"{_fmt(row.last_mean, row.last_std)} (n={row.seeds}){newline}best {_fmt(row.best_mean, row.best_std)}"
+    return text + (f"{newline}{published.format(row.published)}" if row.published else "")
+
+
+def markdown(summary: pd.DataFrame) -> str:
+    """One Markdown table per data set: rows methods, columns splits."""
+    parts = ["# Results\n", "mIoU (%) on the val set: last evaluation mean ± std over seeds (n seeds); "
+             "best evaluation below. Published numbers are the papers' own, with their backbone.\n"]
+    for dataset, splits, rows in grid(summary):
+        header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
+        parts.append(f"\n## {dataset}\n\n| method | " + " | ".join(header) + " |\n|---|"
+                     + "---|" * len(header) + "\n")
+        for method, cells in rows:
+            parts.append(f"| {method} | " + " | ".join(_cell(c, "<br>", "published: {}") for c in cells) + " |\n")
+    return "".join(parts)
+
+
+def terminal(summary: pd.DataFrame, console: Console) -> None:
+    """Rich tables, one per data set."""
+    for dataset, splits, rows in grid(summary):
+        table = Table(title=f"{dataset}: mIoU % (last: mean ± std over seeds; best)", show_lines=True)
+        table.add_column("method", style="bold")
+        for s in splits.itertuples():
+            table.add_column(f"{s.split}\n{s.labeled} labeled ({100 * s.fraction:.2g} %)", justify="right")
+        for method, cells in rows:
+            table.add_row(method, *(_cell(c, "\n", "[dim]published {}[/]") for c in cells))
+        console.print(table)
+
+
+def plot(summary: pd.DataFrame, published: pd.DataFrame, out: Path) -> list[Path]:
+    """mIoU against labeled fraction, one panel per data set (error bars: std over seeds)."""
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    fig = Figure(figsize=(5.5 * len(datasets), 4.2))
+    axes = fig.subplots(1, len(datasets), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        block = summary[summary["dataset"] == dataset]
+        for method, rows in block.groupby("method", sort=False):
+            rows = rows.sort_values("fraction")
+            ax.errorbar(rows["fraction"], rows["last_mean"], yerr=rows["last_std"].fillna(0), marker="o",
+                        capsize=3, label=method)
+        fractions = dict(zip(block["split"], block["fraction"]))
+        shown = published[(published["dataset"] == dataset) & published["split"].isin(fractions)] \
+            if len(published) else published
+        for row in shown.itertuples():
+            ax.scatter(fractions[row.split], row.miou, marker="*", s=90, facecolors="none", edgecolors="k")
+        if len(shown):
+            ax.scatter([], [], marker="*", facecolors="none", edgecolors="k", label="published")
+        ax.set_xscale("log")
+        ax.set_xlabel("labeled fraction of the training pool")
+        ax.set_ylabel("val mIoU (%)")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    written = []
+    for suffix in ("png", "svg"):
+        path = out / f"miou_vs_labels.{suffix}"
+        write_atomic(path, lambda handle, s=suffix: fig.savefig(handle, format=s, dpi=120))
+        written.append(path)
+    return written
+
+
+def main(out: Path | None, console: Console) -> None:
+    """Build and write the report of every finished run."""
+    root = results_root()
+    out = out or root
+    runs = load_runs(root)
+    if runs.empty:
+        console.print(f"no finished runs under {root / 'runs'}; train one with python -m benchmark run")
+        return
+    published, missing = load_published(root / "reported.yaml")
+    summary = with_published(summarise(runs), published, missing)
+    terminal(summary, console)
+    write_text(out / "summary.csv", summary.to_csv(index=False, float_format="%.3f"))
+    write_text(out / "summary.md", markdown(summary))
+    images = plot(summary, published, out)
+    console.print(f"{len(runs)} runs; wrote {out / 'summary.csv'}, {out / 'summary.md'}, "
+                  + ", ".join(str(p) for p in images))
+

@@ -1,0 +1,70 @@
+"""Losses shared by the methods: cross-entropy, OHEM, confidence-masked CE, KL with temperature."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class CrossEntropy(nn.Module):
+    """Mean cross-entropy over pixels that are not ``ignore_index`` (in float32 under autocast)."""
+
+    def __init__(self, ignore_index: int = 255) -> None:
+        super().__init__()
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(logits.float(), target, ignore_index=self.ignore_index)
+
+
+class OhemCrossEntropy(nn.Module):
+    """Online hard example mining CE (the Cityscapes loss of CPS/UniMatch).
+
+    Keeps the pixels whose probability of the true class is at most ``threshold``, raising the
+    threshold so that at least ``min_kept`` pixels stay; the loss is the mean CE over kept pixels.
+    """
+
+    def __init__(self, ignore_index: int = 255, threshold: float = 0.7, min_kept: int = 200000) -> None:
+        super().__init__()
+        self.ignore_index, self.threshold, self.min_kept = ignore_index, threshold, min_kept
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        logits = logits.float()
+        valid = target != self.ignore_index
+        num_valid = int(valid.sum())
+        if num_valid == 0 or self.min_kept > num_valid:
+            return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
+        with torch.no_grad():
+            prob = logits.softmax(1).gather(1, target.clamp_max(logits.shape[1] - 1).unsqueeze(1)).squeeze(1)
+            prob = prob.masked_fill(~valid, 1.0)
+            threshold = self.threshold
+            if self.min_kept > 0:
+                kth = prob[valid].kthvalue(min(num_valid, self.min_kept)).values.item()
+                threshold = max(threshold, kth)
+            kept = valid & (prob <= threshold)
+        return F.cross_entropy(logits, target.masked_fill(~kept, self.ignore_index),
+                               ignore_index=self.ignore_index)
+
+
+def masked_cross_entropy(logits: Tensor, target: Tensor, weight: Tensor, valid: Tensor) -> Tensor:
+    """Sum of per-pixel CE x ``weight`` divided by the number of ``valid`` pixels.
+
+    ``weight`` is typically ``[conf >= tau] & valid`` (or a soft weight); ``valid`` marks non-padding
+    pixels. This is UniMatch's normalisation: confident pixels are summed, all real pixels count.
+    """
+    loss = F.cross_entropy(logits.float(), target, reduction="none")
+    return (loss * weight.float()).sum() / valid.sum().clamp_min(1)
+
+
+def kl_with_temperature(student: Tensor, teacher: Tensor, temperature: float = 1.0, dim: int = 1) -> Tensor:
+    """Per-position T^2 KL(softmax(teacher / T) || softmax(student / T)) along ``dim`` (not reduced)."""
+    log_p_s = F.log_softmax(student.float() / temperature, dim=dim)
+    log_p_t = F.log_softmax(teacher.float() / temperature, dim=dim)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim) * temperature ** 2
+
+
+def normalized_entropy(logits: Tensor, dim: int = 1) -> Tensor:
+    """Entropy of softmax(logits) divided by log C, so it lies in [0, 1]."""
+    log_p = F.log_softmax(logits.float(), dim=dim)
+    return -(log_p.exp() * log_p).sum(dim) / torch.log(torch.tensor(float(logits.shape[dim])))

@@ -1,0 +1,53 @@
+"""Pseudo labels: argmax label, confidence and padding map of unlabeled predictions, mixed together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from methods.common.losses import masked_cross_entropy
+from methods.common.mixing import paste
+
+
+@dataclass
+class Pseudo:
+    """Per-pixel pseudo label, its confidence, and where the image is padding (never supervised)."""
+
+    label: Tensor
+    """N x H x W int64."""
+    conf: Tensor
+    """N x H x W float, the max softmax probability."""
+    ignore: Tensor
+    """N x H x W bool, True on padding."""
+
+    @classmethod
+    def from_logits(cls, logits: Tensor, ignore: Tensor) -> Pseudo:
+        """Pseudo labels from (detached) logits."""
+        conf, label = logits.detach().float().softmax(1).max(1)
+        return cls(label, conf, ignore)
+
+    def paste(self, other: Pseudo, box: Tensor) -> Pseudo:
+        """Inside ``box`` (N x H x W bool) take ``other``'s label, confidence and padding map."""
+        return Pseudo(paste(self.label, other.label, box), paste(self.conf, other.conf, box),
+                      paste(self.ignore, other.ignore, box))
+
+    def confident(self, threshold: float) -> Tensor:
+        """Pixels that supervise: confidence at least ``threshold`` and not padding."""
+        return (self.conf >= threshold) & ~self.ignore
+
+    def loss(self, logits: Tensor, threshold: float) -> Tensor:
+        """Confidence-masked CE of ``logits`` against these labels, over the non-padding pixels."""
+        return masked_cross_entropy(logits, self.label, self.confident(threshold), ~self.ignore)
+
+    def confident_fraction(self, threshold: float) -> float:
+        """Share of non-padding pixels whose confidence reaches ``threshold``."""
+        valid = (~self.ignore).sum().clamp_min(1)
+        return float(self.confident(threshold).sum() / valid)
+
+    @staticmethod
+    def cat(parts: list[Pseudo]) -> Pseudo:
+        """Concatenate along the batch."""
+        return Pseudo(torch.cat([p.label for p in parts]), torch.cat([p.conf for p in parts]),
+                      torch.cat([p.ignore for p in parts]))

@@ -1,0 +1,38 @@
+"""The listing commands and the registry."""
+
+from __future__ import annotations
+
+from benchmark import cli
+from benchmark import method as registry
+
+
+def test_methods_lists_every_registered_method(capsys) -> None:
+    assert cli.main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in ("supervised", "fixmatch", "unimatch"):
+        assert name in out
+    assert cli.main(["methods", "unimatch"]) == 0
+    assert "method.fp_dropout" in capsys.readouterr().out
+
+
+def test_registry_finds_builtins_without_a_list() -> None:
+    found = registry.available()
+    assert {"supervised", "fixmatch", "unimatch"} <= set(found)
+    assert all(cls.name == name and cls.summary for name, cls in found.items())
+
+
+def test_splits_lists_counts_and_provenance(env, capsys) -> None:
+    assert cli.main(["splits"]) == 0
+    out = capsys.readouterr().out
+    assert "demo_1_4" in out and "test fixture" in out and "32" in out
+
+
+def test_splits_make_writes_nested_splits_with_a_manifest(env, tiny_root, capsys) -> None:
+    assert cli.main(["splits", "make", "--dataset", "demo", "--root", str(tiny_root), "--ratios", "1/8,1/2",
+                     "--seed", "3"]) == 0
+    from benchmark.data import splits
+
+    small, large = splits.load("demo_1_8"), splits.load("demo_1_2")
+    assert len(small.labeled) == 4 and len(large.labeled) == 16 and len(small.unlabeled) == 28
+    assert set(small.labeled) < set(large.labeled)
+    assert small.provenance["seed"] == 3 and small.provenance["ratio"] == "1/8"
