@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmark import config as config_module
+from benchmark.config import crop_hw
 from benchmark import method as registry
 from benchmark.method import Batch, Labeled, Unlabeled
 from benchmark.trainer import Numerics, Stepper, build_method, build_optimizers, pick_device
@@ -33,17 +34,17 @@ class Candidate:
     peak_mb: float = 0.0
 
 
-def synthetic_batch(crop: int, labeled: int, unlabeled: int, classes: int, device: torch.device,
+def synthetic_batch(crop: tuple[int, int], labeled: int, unlabeled: int, classes: int, device: torch.device,
                     channels_last: bool) -> Batch:
     """A fixed random batch of the run's shapes."""
     gen = torch.Generator().manual_seed(0)
 
     def images(n: int) -> torch.Tensor:
-        x = torch.rand(n, 3, crop, crop, generator=gen).to(device)
+        x = torch.rand(n, 3, *crop, generator=gen).to(device)
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
-    no_padding = torch.zeros(unlabeled, crop, crop, dtype=torch.bool, device=device)
-    return Batch(Labeled(images(labeled), torch.randint(0, classes, (labeled, crop, crop), generator=gen).to(device)),
+    no_padding = torch.zeros(unlabeled, *crop, dtype=torch.bool, device=device)
+    return Batch(Labeled(images(labeled), torch.randint(0, classes, (labeled, *crop), generator=gen).to(device)),
                  Unlabeled(images(unlabeled), no_padding), Unlabeled(images(unlabeled), no_padding.clone()))
 
 
@@ -56,7 +57,7 @@ def _candidate(name: str, preset: str, overrides: list[str], label: str) -> tupl
     method, _ = build_method(resolved, cls, device, numerics)
     optimizers = build_optimizers(method, cfg)
     stepper = Stepper(method, optimizers, method.trainable(), numerics, device, cfg.seed, cfg.schedule.iters)
-    batch = synthetic_batch(cfg.data.crop_size, cfg.data.batch_size, cfg.data.unlabeled_batch_size,
+    batch = synthetic_batch(crop_hw(cfg.data), cfg.data.batch_size, cfg.data.unlabeled_batch_size,
                             cfg.data.num_classes, device, numerics.channels_last)
     return Candidate(label, stepper, device, []), batch
 

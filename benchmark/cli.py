@@ -25,7 +25,7 @@ from rich.table import Table
 
 from benchmark import config as config_module
 from benchmark import distributed, method as method_registry
-from benchmark.data import layouts, roots, splits
+from benchmark.data import check, layouts, roots, splits
 from benchmark.errors import UserError
 from benchmark.records import RunLock, RunPaths, read_record
 from benchmark.settings import describe
@@ -33,8 +33,15 @@ from benchmark.settings import describe
 console = Console()
 
 
+def default_preset(split: splits.Split) -> str:
+    """The preset whose name is the longest prefix of the split's name (``voc_u2pl`` for
+    ``voc_u2pl_1_16``), else the data set's."""
+    names = [p for p in config_module.presets() if split.name.startswith(p + "_")]
+    return max(names, key=len) if names else split.dataset
+
+
 def _resolve(args: argparse.Namespace, method_cls: type, split: splits.Split) -> config_module.Resolved:
-    preset = args.preset or split.dataset
+    preset = args.preset or default_preset(split)
     extra: dict = {"seed": args.seed}
     if args.pretrained:
         extra["model"] = {"pretrained": args.pretrained}
@@ -47,7 +54,7 @@ def _resolve(args: argparse.Namespace, method_cls: type, split: splits.Split) ->
 
 
 def _check_split(split: splits.Split, root: Path) -> None:
-    problems = splits.structure_problems(split) + splits.missing_files(split, root)
+    problems = check.quick_problems(split, root)
     if problems:
         raise UserError(f"split {split.name} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
                         + f"\nFix the split files or --data-root; 'python -m benchmark splits check "
@@ -127,15 +134,16 @@ def cmd_splits_list(args: argparse.Namespace) -> int:
     table = Table(title="splits")
     for column in ("split", "dataset", "labeled", "unlabeled", "val", "fraction", "provenance"):
         table.add_column(column)
-    manifests: dict[str, dict] = {}
+    manifests = {dataset: splits.read_manifest(dataset) for dataset in set(splits.available().values())}
+    rows = []
     for name, dataset in splits.available().items():
-        manifest = manifests.setdefault(dataset, splits.read_manifest(dataset))
-        entry = manifest.get("splits", {}).get(name, {})
-        labeled, unlabeled = entry.get("labeled"), entry.get("unlabeled")
-        fraction = f"{labeled / (labeled + unlabeled):.4f}" if labeled is not None and unlabeled is not None else "?"
-        provenance = entry.get("provenance", {}).get("summary", "no manifest entry")
-        table.add_row(name, dataset, str(labeled), str(unlabeled), str(manifest.get("val", {}).get("count", "?")),
-                      fraction, provenance)
+        entry = manifests[dataset].get("splits", {}).get(name, {})
+        labeled, unlabeled = entry.get("labeled", 0), entry.get("unlabeled", 0)
+        fraction = labeled / (labeled + unlabeled) if labeled + unlabeled else 0.0
+        rows.append((dataset, fraction, name, labeled, unlabeled, manifests[dataset].get("val", {}).get("count", "?"),
+                     entry.get("provenance", {}).get("summary", "no manifest entry")))
+    for dataset, fraction, name, labeled, unlabeled, val, provenance in sorted(rows):
+        table.add_row(name, dataset, str(labeled), str(unlabeled), str(val), f"{fraction:.4f}", provenance)
     console.print(table)
     return 0
 
@@ -161,12 +169,46 @@ def cmd_splits_make(args: argparse.Namespace) -> int:
     names = {ratio_name(args.dataset, parse_ratio(text)): text for text in texts}
     counts = {name: max(1, round(len(pool) * parse_ratio(text))) for name, text in names.items()}
     for name, (labeled, unlabeled) in splits.nested_draw(pool, counts, args.seed).items():
-        provenance = {"summary": f"drawn with seed {args.seed}: {names[name]} of {len(pool)} train images",
+        share = "all" if parse_ratio(names[name]) == 1 else names[name]
+        provenance = {"summary": f"seed {args.seed}, {share} of {len(pool)} train images",
                       "tool": "benchmark splits make (nested: each smaller split inside the larger)",
                       "seed": args.seed, "ratio": names[name], "pool": len(pool),
                       "made": datetime.now().strftime("%Y-%m-%d")}
         folder = splits.write(args.dataset, name, labeled, unlabeled, provenance, val)
         console.print(f"{name}: {len(labeled)} labeled, {len(unlabeled)} unlabeled -> {folder}")
+    return 0
+
+
+def cmd_splits_import(args: argparse.Namespace) -> int:
+    from benchmark.data import importer
+
+    root = Path(args.root) if args.root else None
+    for line in importer.run(Path(args.source_folder), args.dataset, args.source, root, args.force):
+        console.print(line, highlight=False)
+    return 0
+
+
+def cmd_splits_check(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    split = splits.load(args.split)
+    preset = args.preset or default_preset(split)
+    data = config_module.resolve(preset, method_registry.get("supervised").Params).run.data
+    root = roots.resolve(split.dataset, args.root, data.root)
+    if args.quick:
+        problems = check.quick_problems(split, root)
+    else:
+        total = len(split.labeled) + len(split.unlabeled) + len(split.val)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"checking {split.name}", total=total)
+            problems = check.full_problems(split, root, data, lambda: progress.advance(task))
+    if problems:
+        console.print(f"[bold red]{split.name}: {len(problems)} problem(s)[/]")
+        for problem in problems:
+            console.print(f"  - {escape(problem)}", highlight=False, soft_wrap=True)
+        return 1
+    console.print(f"{split.name}: {len(split.labeled)} labeled, {len(split.unlabeled)} unlabeled, "
+                  f"{len(split.val)} val under {root}: no problems")
     return 0
 
 
@@ -245,6 +287,20 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--seed", type=int, default=0)
     make.set_defaults(func=cmd_splits_make)
 
+    imp = split_sub.add_parser("import", help="import published split lists (UniMatch, U2PL, CPS)")
+    imp.add_argument("--from", dest="source_folder", required=True, help="folder of the published lists")
+    imp.add_argument("--dataset", required=True, choices=["voc", "cityscapes", "coco"])
+    imp.add_argument("--source", choices=["unimatch", "u2pl", "cps"], help="format (default: detected)")
+    imp.add_argument("--root", help="data root, to derive missing unlabeled lists (COCO)")
+    imp.add_argument("--force", action="store_true", help="replace splits of the same name with other content")
+    imp.set_defaults(func=cmd_splits_import)
+    chk = split_sub.add_parser("check", help="report every problem of a split")
+    chk.add_argument("split")
+    chk.add_argument("--root", help="data root (else BENCHMARK_<DATASET>_ROOT)")
+    chk.add_argument("--preset", help="preset giving classes and label map (default: the data set's)")
+    chk.add_argument("--quick", action="store_true", help="only lists and file presence, no decoding")
+    chk.set_defaults(func=cmd_splits_check)
+
     bench = commands.add_parser("bench", help="time one training step of each method, side by side")
     bench.add_argument("--methods", default="supervised,fixmatch,unimatch")
     bench.add_argument("--preset", default="demo")
@@ -272,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         if args.debug:
             raise
-        Console(stderr=True).print("[bold red]error:[/]", escape(user_message(error)), highlight=False)
+        Console(stderr=True).print("[bold red]error:[/]", escape(user_message(error)), highlight=False,
+                                   soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; run the same command again to resume from the last checkpoint")

@@ -33,7 +33,8 @@ class DataConfig:
     class_names: list[str] = setting([], "class names in label order (for reports)")
     ignore_index: int = setting(255, "mask value that is never supervised nor evaluated")
     label_map: dict = setting({}, "raw mask value -> label (e.g. CamVid void 11 -> 255); unlisted values kept")
-    crop_size: int = setting(321, "square training crop in pixels")
+    reduce_zero_label: bool = setting(False, "ADE20K: raw 0 ('other') is ignored and every other id moves down by 1")
+    crop_size: int | tuple[int, int] = setting(321, "training crop: a side in pixels, or [height, width]")
     scale_range: tuple[float, float] = setting((0.5, 2.0), "random rescale factor range of the image size")
     batch_size: int = setting(8, "labeled images per step, all processes together")
     unlabeled_batch_size: int = setting(8, "unlabeled images per step (and mix sources), all processes together")
@@ -235,6 +236,12 @@ def resolve(preset: str, params_cls: type, config_files: list[Path] | None = Non
     return Resolved(run, params, preset, sources)
 
 
+def crop_hw(data: DataConfig) -> tuple[int, int]:
+    """The training crop as (height, width)."""
+    crop = data.crop_size
+    return (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[1]))
+
+
 def check(run: RunConfig) -> None:
     """Cross-field checks that a type alone cannot express."""
     problems = []
@@ -246,7 +253,7 @@ def check(run: RunConfig) -> None:
         problems.append("schedule.accumulate must be at least 1")
     if run.data.batch_size < 1 or run.data.unlabeled_batch_size < 1:
         problems.append("data.batch_size and data.unlabeled_batch_size must be at least 1")
-    if run.data.crop_size < 8:
+    if min(crop_hw(run.data)) < 8:
         problems.append("data.crop_size must be at least 8 pixels")
     if run.data.class_names and len(run.data.class_names) != run.data.num_classes:
         problems.append(f"data.class_names has {len(run.data.class_names)} names for "

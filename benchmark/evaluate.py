@@ -30,8 +30,9 @@ class Protocol:
     stride: int
 
     @classmethod
-    def from_config(cls, config: EvalConfig, crop_size: int) -> Protocol:
-        window = config.crop_size or crop_size
+    def from_config(cls, config: EvalConfig, crop_hw: tuple[int, int]) -> Protocol:
+        """The protocol of ``config``; the window defaults to the training crop's shorter side."""
+        window = config.crop_size or min(crop_hw)
         return cls(config.mode, window, config.stride or max(1, window * 2 // 3))
 
     def as_dict(self) -> dict[str, int | str]:

@@ -81,7 +81,8 @@ class Context:
 
     num_classes: int
     ignore_index: int
-    crop_size: int
+    crop_size: tuple[int, int]
+    """Training crop (height, width)."""
     total_iters: int
     device: torch.device
     build_model: Callable[[], nn.Module]
@@ -91,7 +92,7 @@ class Context:
     strong: StrongAugment
     """The strong photometric view of an image batch: ``strong(images, generator)``."""
     cutmix_boxes: Callable[[int, torch.Generator], Tensor]
-    """``cutmix_boxes(n, generator)``: N x H x W bool CutMix boxes for the crop size."""
+    """``cutmix_boxes(n, generator)``: N x H x W bool CutMix boxes of the crop size."""
 
 
 class Method(nn.Module):

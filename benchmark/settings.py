@@ -86,6 +86,16 @@ def merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _describe(kind: Any) -> str:
+    """A short English name of a setting type, for messages."""
+    origin = typing.get_origin(kind)
+    if origin in (list, tuple):
+        return "a list"
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(kind)))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(kind, str(kind))
+
+
 def coerce(value: Any, kind: Any, name: str) -> Any:
     """Check ``value`` against the annotation ``kind`` and convert where it is lossless."""
     origin = typing.get_origin(kind)
@@ -95,13 +105,16 @@ def coerce(value: Any, kind: Any, name: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
+        options = [a for a in args if a is not type(None)]
+        for option in options:
             try:
                 return coerce(value, option, name)
-            except UserError as error:
-                errors.append(str(error))
-        raise UserError(errors[-1])
+            except UserError:
+                continue
+        if len(options) == 1:
+            return coerce(value, options[0], name)
+        kinds = " or ".join(_describe(option) for option in options)
+        raise UserError(f"{name} must be {kinds}{' (or null)' if type(None) in args else ''}, got {value!r}")
     if origin is Literal:
         if isinstance(value, bool) and ("on" in args or "off" in args):
             value = "on" if value else "off"  # YAML reads a bare on/off as a boolean

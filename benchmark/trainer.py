@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from benchmark import distributed
 from benchmark.atomic import write_atomic, write_json
-from benchmark.config import Resolved, RunConfig
+from benchmark.config import Resolved, RunConfig, crop_hw
 from benchmark.data.augment import StrongAugment, cutmix_boxes
 from benchmark.data.pipeline import train_streams, val_dataset
 from benchmark.data.splits import Split
@@ -103,7 +103,7 @@ class Numerics:
 
 def build_context(cfg: RunConfig, device: torch.device, weights: list[WeightsInfo]) -> Context:
     """The context a method builds itself from; ``weights`` collects what each built encoder loaded."""
-    crop = cfg.data.crop_size
+    crop_h, crop_w = crop_hw(cfg.data)
 
     def build() -> nn.Module:
         model, info = build_model(cfg.model, cfg.data.num_classes)
@@ -114,10 +114,10 @@ def build_context(cfg: RunConfig, device: torch.device, weights: list[WeightsInf
         criterion: nn.Module = OhemCrossEntropy(cfg.data.ignore_index, cfg.loss.ohem_threshold, cfg.loss.ohem_min_kept)
     else:
         criterion = CrossEntropy(cfg.data.ignore_index)
-    return Context(num_classes=cfg.data.num_classes, ignore_index=cfg.data.ignore_index, crop_size=crop,
-                   total_iters=cfg.schedule.iters, device=device, build_model=build,
+    return Context(num_classes=cfg.data.num_classes, ignore_index=cfg.data.ignore_index,
+                   crop_size=(crop_h, crop_w), total_iters=cfg.schedule.iters, device=device, build_model=build,
                    supervised_loss=criterion, strong=StrongAugment(cfg.augment),
-                   cutmix_boxes=lambda n, gen: cutmix_boxes(n, crop, crop, cfg.augment, gen, device))
+                   cutmix_boxes=lambda n, gen: cutmix_boxes(n, crop_h, crop_w, cfg.augment, gen, device))
 
 
 def build_method(resolved: Resolved, method_cls: type[Method], device: torch.device, numerics: Numerics,
@@ -287,7 +287,7 @@ class Trainer:
                                 state["iteration"] * accumulate, self.device, method.uses_unlabeled,
                                 method.uses_mix)
         evaluator = Evaluator(val_dataset(self.split, self.root, cfg.data),
-                              Protocol.from_config(cfg.eval, cfg.data.crop_size), cfg.data.num_classes,
+                              Protocol.from_config(cfg.eval, crop_hw(cfg.data)), cfg.data.num_classes,
                               cfg.data.ignore_index, self.device, cfg.eval.batch_size,
                               min(cfg.data.workers, 2), self.numerics.autocast(self.device),
                               self.numerics.channels_last)
@@ -392,7 +392,7 @@ class Trainer:
             "best_iteration": state["best"]["iteration"] if state["best"] else None,
             "best_iou": state["best"]["iou"] if state["best"] else None,
             "class_names": cfg.data.class_names,
-            "eval": Protocol.from_config(cfg.eval, cfg.data.crop_size).as_dict(),
+            "eval": Protocol.from_config(cfg.eval, crop_hw(cfg.data)).as_dict(),
             "train_seconds": round(seconds, 2),
             "images_per_second": round(steps * per_step * cfg.schedule.accumulate / seconds, 2) if seconds else None,
             "peak_memory_mb": round(peak_memory_mb(self.device), 1),

@@ -29,7 +29,7 @@ def test_unknown_key_names_the_valid_ones() -> None:
 
 
 def test_wrong_types_and_choices_are_refused() -> None:
-    with pytest.raises(UserError, match="data.crop_size must be an integer"):
+    with pytest.raises(UserError, match="data.crop_size must be an integer or a list, got 'big'"):
         config.resolve("demo", Supervised.Params, overrides=["data.crop_size=big"])
     with pytest.raises(UserError, match="trainer.amp must be one of"):
         config.resolve("demo", Supervised.Params, overrides=["trainer.amp=fp8"])

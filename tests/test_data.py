@@ -45,7 +45,7 @@ def test_demo_class_is_shape_not_colour() -> None:
 
 
 def test_geometry_pads_with_ignore_and_marks_padding() -> None:
-    geometry = Geometry(crop=64, scale_range=(0.25, 0.25), ignore_index=255)
+    geometry = Geometry(crop=(64, 64), scale_range=(0.25, 0.25), ignore_index=255)
     image = torch.full((3, 100, 100), 200, dtype=torch.uint8)
     mask = torch.ones(100, 100, dtype=torch.long)
     img, target = geometry(image, mask, seed=7)
@@ -57,7 +57,7 @@ def test_geometry_pads_with_ignore_and_marks_padding() -> None:
 
 
 def test_geometry_is_a_function_of_the_seed() -> None:
-    geometry = Geometry(crop=32, scale_range=(0.5, 2.0))
+    geometry = Geometry(crop=(32, 40), scale_range=(0.5, 2.0))
     image = torch.randint(0, 255, (3, 50, 60), dtype=torch.uint8)
     mask = torch.randint(0, 5, (50, 60))
     first = geometry(image, mask, 11)

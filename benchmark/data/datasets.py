@@ -15,76 +15,91 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from benchmark.config import DataConfig
+from benchmark.data.layouts import mask_variant
 from benchmark.data.splits import Sample
 from benchmark.data.transforms import Geometry
-from benchmark.errors import UserError
+from benchmark.errors import DataError
 
 
-def label_table(label_map: dict) -> np.ndarray:
-    """A 256-entry lookup table from raw mask values to labels (identity where unmapped)."""
+def label_table(label_map: dict, reduce_zero_label: bool = False, ignore_index: int = 255) -> np.ndarray:
+    """A 256-entry lookup table from raw mask values to labels: identity, or ADE20K's shift (0 ignored,
+    k -> k - 1), then the explicit ``label_map`` entries."""
     table = np.arange(256, dtype=np.int64)
+    if reduce_zero_label:
+        table = np.where(table == 0, ignore_index, table - 1)
+        table[ignore_index] = ignore_index
     for raw, label in label_map.items():
         table[int(raw)] = int(label)
     return table
 
 
 class PairReader:
-    """Decodes the images and masks of a list of samples under ``root`` and checks them."""
+    """Decodes the images and masks of a list of samples under ``root`` and checks them.
 
-    def __init__(self, root: Path, samples: list[Sample], num_classes: int, ignore_index: int,
-                 label_map: dict | None = None) -> None:
+    A listed mask that is absent is read from its standard variant when the data set has one (VOC's
+    SegmentationClassAug, Cityscapes' labelIds mapped to train ids): see ``layouts.mask_variant``.
+    """
+
+    def __init__(self, root: Path, samples: list[Sample], data: DataConfig) -> None:
         self.root = Path(root)
         self.samples = samples
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
-        self.table = label_table(label_map or {})
+        self.dataset, self.num_classes, self.ignore_index = data.dataset, data.num_classes, data.ignore_index
+        self.table = label_table(data.label_map, data.reduce_zero_label, data.ignore_index)
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _open(self, relative: str) -> Image.Image:
-        path = self.root / relative
+    def _open(self, path: Path) -> Image.Image:
         try:
             picture = Image.open(path)
             picture.load()
             return picture
         except FileNotFoundError:
-            raise UserError(f"{path} does not exist (listed in the split); check --data-root or run "
-                            "'python -m benchmark splits check'") from None
+            raise DataError("missing file", path, f"{path} does not exist (listed in the split); check "
+                            "--data-root or run 'python -m benchmark splits check'") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise UserError(f"{path} is not a readable image ({error}); replace the file or remove "
-                            "its line from the split") from None
+            raise DataError("unreadable image", path, f"{path} is not a readable image ({error}); replace "
+                            "the file or remove its line from the split") from None
 
     def image(self, index: int) -> np.ndarray:
         """H x W x 3 uint8 RGB image of sample ``index``."""
-        return np.asarray(self._open(self.samples[index][0]).convert("RGB"))
+        return np.asarray(self._open(self.root / self.samples[index][0]).convert("RGB"))
 
     def mask(self, index: int) -> np.ndarray:
         """H x W int64 label mask of sample ``index``, with the data set's label map applied."""
         relative = self.samples[index][1]
         if relative is None:
-            raise UserError(f"sample {self.samples[index][0]} has no mask but is used as labeled")
-        picture = self._open(relative)
+            raise DataError("no mask", self.samples[index][0],
+                            f"sample {self.samples[index][0]} has no mask but is used as labeled")
+        path, table = self.root / relative, self.table
+        if not path.is_file():
+            variant = mask_variant(self.dataset, self.root, relative)
+            if variant is not None:
+                path, table = variant[0], self.table if variant[1] is None else variant[1]
+        picture = self._open(path)
         if picture.mode not in ("L", "P", "I", "I;16"):
-            raise UserError(f"{self.root / relative} has mode {picture.mode}: a mask must be a "
-                            "single-channel (grayscale or palette) PNG of class ids")
+            raise DataError("mask not single-channel", path, f"{path} has mode {picture.mode}: a mask must be "
+                            "a single-channel (grayscale or palette) PNG of class ids")
         raw = np.asarray(picture).astype(np.int64)
-        if raw.max(initial=0) > 255:
-            raise UserError(f"{self.root / relative} holds values above 255; masks are 8-bit class ids")
-        mask = self.table[raw]
+        if raw.max(initial=0) > 255 or raw.min(initial=0) < 0:
+            raise DataError("mask values out of range", path,
+                            f"{path} holds values outside 0..255; masks are 8-bit class ids")
+        mask = table[raw]
         bad = (mask >= self.num_classes) & (mask != self.ignore_index)
         if bad.any():
             values = sorted(set(np.unique(raw[bad]).tolist()))
-            raise UserError(f"{self.root / relative} holds mask values {values[:10]} outside the "
-                            f"{self.num_classes} classes and the ignore value {self.ignore_index}; "
-                            "fix data.num_classes or data.label_map")
+            raise DataError("mask values out of range", path,
+                            f"{path} holds mask values {values[:10]} outside the {self.num_classes} classes and "
+                            f"the ignore value {self.ignore_index}; fix data.num_classes or data.label_map")
         return mask
 
     def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Image and mask of sample ``index``, checked to be the same size."""
         image, mask = self.image(index), self.mask(index)
         if image.shape[:2] != mask.shape:
-            raise UserError(f"{self.root / self.samples[index][0]} is {image.shape[1]}x{image.shape[0]} "
+            path = self.root / self.samples[index][0]
+            raise DataError("image and mask sizes differ", path, f"{path} is {image.shape[1]}x{image.shape[0]} "
                             f"but its mask {self.samples[index][1]} is {mask.shape[1]}x{mask.shape[0]}")
         return image, mask
 

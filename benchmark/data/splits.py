@@ -139,8 +139,10 @@ def missing_split_message(name: str) -> str:
     listing = ", ".join(sorted(known)) or "none"
     dataset = name.split("_")[0]
     if dataset in ("voc", "cityscapes", "coco"):
-        how = (f"import the published lists: python -m benchmark splits import --from <UniMatch splits/"
-               f"{'pascal' if dataset == 'voc' else dataset} folder> --dataset {dataset}")
+        folder = "pascal" if dataset == "voc" else dataset
+        origin = (f"U2PL's data/splits/{folder}" if "_u2pl_" in name else f"UniMatch's splits/{folder}")
+        how = (f"import the published lists: python -m benchmark splits import --from <{origin} folder> "
+               f"--dataset {dataset}")
     else:
         how = (f"make it: python -m benchmark splits make --dataset {dataset} --root <data root> "
                "--ratios 1/16,1/8,1/4")
@@ -191,16 +193,6 @@ def structure_problems(split: Split) -> list[str]:
     leak = ({i for i, _ in split.labeled} | {i for i, _ in split.unlabeled}) & {i for i, _ in split.val}
     if leak:
         problems.append(f"{len(leak)} val images are also training images, e.g. {', '.join(sorted(leak)[:3])}")
-    return problems
-
-
-def missing_files(split: Split, root: Path) -> list[str]:
-    """Problems for every path of the split that does not exist under ``root``, grouped by list."""
-    problems = []
-    for kind, samples in (("labeled", split.labeled), ("unlabeled", split.unlabeled), ("val", split.val)):
-        missing = [path for sample in samples for path in sample if path and not (root / path).is_file()]
-        if missing:
-            problems.append(f"{kind}: {len(missing)} files missing under {root}, e.g. {', '.join(missing[:3])}")
     return problems
 
 

@@ -17,9 +17,10 @@ from torchvision.transforms.v2 import functional as F
 
 @dataclass(frozen=True)
 class Geometry:
-    """Random scale in ``scale_range``, pad to ``crop`` (image 0, mask ``ignore_index``), crop, flip."""
+    """Random scale in ``scale_range``, pad to ``crop`` = (height, width) (image 0, mask
+    ``ignore_index``), crop, flip."""
 
-    crop: int
+    crop: tuple[int, int]
     scale_range: tuple[float, float]
     ignore_index: int = 255
 
@@ -41,14 +42,15 @@ class Geometry:
         else:
             target = F.resize(tv_tensors.Mask(mask), size)
             fill = self.ignore_index
-        pad_h, pad_w = max(self.crop - size[0], 0), max(self.crop - size[1], 0)
+        crop_h, crop_w = self.crop
+        pad_h, pad_w = max(crop_h - size[0], 0), max(crop_w - size[1], 0)
         if pad_h or pad_w:
             img = F.pad(img, [0, 0, pad_w, pad_h], fill=0)
             target = F.pad(target, [0, 0, pad_w, pad_h], fill=fill)
-        top = int(torch.randint(0, img.shape[-2] - self.crop + 1, (), generator=gen))
-        left = int(torch.randint(0, img.shape[-1] - self.crop + 1, (), generator=gen))
-        img = F.crop(img, top, left, self.crop, self.crop)
-        target = F.crop(target, top, left, self.crop, self.crop)
+        top = int(torch.randint(0, img.shape[-2] - crop_h + 1, (), generator=gen))
+        left = int(torch.randint(0, img.shape[-1] - crop_w + 1, (), generator=gen))
+        img = F.crop(img, top, left, crop_h, crop_w)
+        target = F.crop(target, top, left, crop_h, crop_w)
         if torch.rand((), generator=gen).item() < 0.5:
             img, target = F.horizontal_flip(img), F.horizontal_flip(target)
         out = target.as_subclass(Tensor)
