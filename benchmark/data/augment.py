@@ -34,8 +34,8 @@ def grayscale(x: Tensor) -> Tensor:
     return (x * weights).sum(1, keepdim=True)
 
 
-def shift_hue(x: Tensor, shift: Tensor) -> Tensor:
-    """Rotate the hue of each image by ``shift[i]`` turns (HSV round trip, as torchvision's adjust_hue)."""
+def rgb_to_hsv(x: Tensor) -> Tensor:
+    """N x 3 x H x W RGB in [0, 1] to HSV, every channel in [0, 1] (hue in turns)."""
     r, g, b = x.unbind(1)
     maxc, _ = x.max(1)
     minc, _ = x.min(1)
@@ -45,16 +45,27 @@ def shift_hue(x: Tensor, shift: Tensor) -> Tensor:
     rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
     hue = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
     hue = torch.where(delta > 0, (hue / 6.0) % 1.0, torch.zeros_like(hue))
-    hue = (hue + shift.view(-1, 1, 1)) % 1.0
+    return torch.stack([hue, sat, maxc], 1)
+
+
+def hsv_to_rgb(x: Tensor) -> Tensor:
+    """Inverse of :func:`rgb_to_hsv`."""
+    hue, sat, v = x.unbind(1)
     sector = torch.floor(hue * 6.0)
     frac = hue * 6.0 - sector
     sector = sector.long() % 6
-    v = maxc
     p, q, t = v * (1 - sat), v * (1 - sat * frac), v * (1 - sat * (1 - frac))
     choices = torch.stack([torch.stack(c, 0) for c in ((v, q, p, p, t, v), (t, v, v, q, p, p),
                                                         (p, p, t, v, v, q))], 0)  # 3 x 6 x N x H x W
     index = sector.unsqueeze(0).unsqueeze(0).expand(3, 1, *sector.shape)
     return choices.gather(1, index).squeeze(1).transpose(0, 1)
+
+
+def shift_hue(x: Tensor, shift: Tensor) -> Tensor:
+    """Rotate the hue of each image by ``shift[i]`` turns (as torchvision's adjust_hue)."""
+    hsv = rgb_to_hsv(x)
+    hue = (hsv[:, 0] + shift.view(-1, 1, 1)) % 1.0
+    return hsv_to_rgb(torch.stack([hue, hsv[:, 1], hsv[:, 2]], 1))
 
 
 def gaussian_blur(x: Tensor, sigma: Tensor, radius: int) -> Tensor:
@@ -69,6 +80,12 @@ def gaussian_blur(x: Tensor, sigma: Tensor, radius: int) -> Tensor:
     flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel.view(n * c, 1, -1, 1),
                     groups=n * c)
     return flat.view(n, c, h, w)
+
+
+def random_blur(x: Tensor, sigma_range: tuple[float, float], gen: torch.Generator) -> Tensor:
+    """Blur each image with its own sigma ~ U(sigma_range) (kernel radius 3 sigma_max, within the image)."""
+    sigma = _uniform(gen, x.shape[0], *sigma_range, x.device)
+    return gaussian_blur(x, sigma, min(math.ceil(3 * sigma_range[1]), min(x.shape[-2:]) - 1))
 
 
 class StrongAugment:
@@ -93,10 +110,7 @@ class StrongAugment:
         gray = torch.rand(n, generator=gen, device=device) < cfg.grayscale_p
         x = torch.where(_per_image(gray), grayscale(x).expand_as(x), x)
         blur = torch.rand(n, generator=gen, device=device) < cfg.blur_p
-        sigma = _uniform(gen, n, *cfg.blur_sigma, device)
-        radius = min(math.ceil(3 * cfg.blur_sigma[1]), (min(x.shape[-2:]) - 1))
-        x = torch.where(_per_image(blur), gaussian_blur(x, sigma, radius), x)
-        return x
+        return torch.where(_per_image(blur), random_blur(x, cfg.blur_sigma, gen), x)
 
 
 def cutmix_boxes(n: int, height: int, width: int, config: AugmentConfig, gen: torch.Generator,
@@ -105,13 +119,66 @@ def cutmix_boxes(n: int, height: int, width: int, config: AugmentConfig, gen: to
     ``config.cutmix_p``, else empty. The box lies fully inside the crop, as in UniMatch."""
     area = _uniform(gen, n, *config.cutmix_area, device) * height * width
     ratio = _uniform(gen, n, *config.cutmix_aspect, device)
+    boxes = _boxes(area, ratio, height, width, gen)
+    use = torch.rand(n, generator=gen, device=device) < config.cutmix_p
+    return boxes & use.view(-1, 1, 1)
+
+
+def photometric_distortion(x: Tensor, gen: torch.Generator) -> Tensor:
+    """MMSegmentation's PhotoMetricDistortion, per image: brightness +-32/255, contrast (a scale in
+    [0.5, 1.5]) first or last, saturation x [0.5, 1.5] and hue +-18 degrees, each with probability 0.5."""
+    n, device = x.shape[0], x.device
+
+    def coin() -> Tensor:
+        return _per_image(torch.rand(n, generator=gen, device=device) < 0.5)
+
+    brightness = _uniform(gen, n, -32 / 255, 32 / 255, device).view(-1, 1, 1, 1)
+    contrast = _uniform(gen, n, 0.5, 1.5, device).view(-1, 1, 1, 1)
+    saturation = _uniform(gen, n, 0.5, 1.5, device).view(-1, 1, 1)
+    hue = _uniform(gen, n, -18 / 360, 18 / 360, device).view(-1, 1, 1)
+    use_b, use_c, contrast_first, use_s, use_h = coin(), coin(), coin(), coin(), coin()
+    x = torch.where(use_b, (x + brightness).clamp(0, 1), x)
+    x = torch.where(use_c & contrast_first, (x * contrast).clamp(0, 1), x)
+    hsv = rgb_to_hsv(x)
+    sat = torch.where(use_s[:, 0], (hsv[:, 1] * saturation).clamp(0, 1), hsv[:, 1])
+    hue_turns = torch.where(use_h[:, 0], (hsv[:, 0] + hue) % 1.0, hsv[:, 0])
+    x = hsv_to_rgb(torch.stack([hue_turns, sat, hsv[:, 2]], 1))
+    return torch.where(use_c & ~contrast_first, (x * contrast).clamp(0, 1), x)
+
+
+def _boxes(area: Tensor, ratio: Tensor, height: int, width: int, gen: torch.Generator) -> Tensor:
+    """N x H x W bool boxes of the given areas (pixels) and aspect ratios, placed uniformly inside."""
+    n, device = area.shape[0], area.device
     box_w = torch.sqrt(area / ratio).floor().clamp(1, width)
     box_h = torch.sqrt(area * ratio).floor().clamp(1, height)
     left = (torch.rand(n, generator=gen, device=device) * (width - box_w + 1)).floor()
     top = (torch.rand(n, generator=gen, device=device) * (height - box_h + 1)).floor()
-    use = torch.rand(n, generator=gen, device=device) < config.cutmix_p
     cols = torch.arange(width, device=device).view(1, 1, -1)
     rows = torch.arange(height, device=device).view(1, -1, 1)
     inside_x = (cols >= left.view(-1, 1, 1)) & (cols < (left + box_w).view(-1, 1, 1))
     inside_y = (rows >= top.view(-1, 1, 1)) & (rows < (top + box_h).view(-1, 1, 1))
-    return inside_x & inside_y & use.view(-1, 1, 1)
+    return inside_x & inside_y
+
+
+def xor_boxes(n: int, height: int, width: int, gen: torch.Generator, device: torch.device, boxes: int = 3,
+              area: tuple[float, float] = (0.25, 0.5), aspect: tuple[float, float] = (0.3, 1 / 0.3)) -> Tensor:
+    """MKD's CutMix mask: ``boxes`` boxes of area p / boxes each (p ~ U(area) per image, as a fraction
+    of the crop), log-uniform aspect, combined by XOR."""
+    total = _uniform(gen, n, *area, device) * height * width
+    mask = torch.zeros(n, height, width, dtype=torch.bool, device=device)
+    for _ in range(boxes):
+        ratio = torch.exp(_uniform(gen, n, math.log(aspect[0]), math.log(aspect[1]), device))
+        mask ^= _boxes(total / boxes, ratio, height, width, gen)
+    return mask
+
+
+def one_of(x: Tensor, ops: list, weights: list[float], gen: torch.Generator) -> Tensor:
+    """Each image gets exactly one of ``ops`` (callables on a batch), drawn with ``weights``."""
+    probs = torch.tensor(weights, dtype=torch.float32, device=x.device)
+    pick = torch.multinomial(probs / probs.sum(), x.shape[0], replacement=True, generator=gen)
+    out = x.clone()
+    for index, op in enumerate(ops):
+        chosen = pick == index
+        if chosen.any():
+            out[chosen] = op(x[chosen])
+    return out
