@@ -1,0 +1,141 @@
+"""ST-ASMNet: attention maps, attention-guided erasing and cropping, mimicking terms, teacher, q."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from benchmark.config import AugmentConfig, ModelConfig
+from benchmark.data.augment import StrongAugment
+from benchmark.method import Batch, Context, Labeled, Step, Unlabeled
+from benchmark.models import build_model
+from methods.common.attention import (attention_boxes, channel_joint_attention, crop_resize, erase_region,
+                                      joint_attention)
+from methods.common.losses import CrossEntropy
+from methods.st_asmnet import STASMNet, View
+
+
+def context(backbone: str = "resnet18") -> Context:
+    identity = AugmentConfig(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, cutmix_p=0.0)
+
+    def build() -> torch.nn.Module:
+        return build_model(ModelConfig(backbone=backbone, pretrained="none", head_channels=8, low_level_channels=4),
+                           3)[0]
+
+    return Context(num_classes=3, ignore_index=255, crop_size=(32, 32), total_iters=100, device=torch.device("cpu"),
+                   build_model=build, supervised_loss=CrossEntropy(255), strong=StrongAugment(identity),
+                   cutmix_boxes=lambda n, gen: torch.zeros(n, 32, 32, dtype=torch.bool))
+
+
+def test_attention_is_zero_mean_unit_variance_per_image() -> None:
+    features = torch.randn(3, 16, 5, 7) * torch.tensor([1.0, 5.0, 0.1]).view(3, 1, 1, 1) + 3
+    a = channel_joint_attention(features)
+    assert a.shape == (3, 1, 5, 7)
+    assert torch.allclose(a.mean((1, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(a.var((1, 2, 3), unbiased=False), torch.ones(3), atol=1e-4)
+    two = joint_attention([torch.randn(2, 4, 8, 8), torch.randn(2, 6, 4, 4)], "last2")
+    assert two.shape == (2, 1, 8, 8)
+
+
+def test_erased_area_respects_the_cap_and_holds_the_most_attended_pixels() -> None:
+    torch.manual_seed(0)
+    attention = torch.rand(50, 12, 16)
+    for low, cap in ((0.1, 0.5), (0.6, 0.5), (0.3, 0.25)):
+        thresholds = torch.full((50,), low)
+        region = erase_region(attention, thresholds, cap)
+        erased = region.flatten(1).sum(1)
+        wanted = (attention >= low).flatten(1).sum(1)
+        assert (erased <= int(cap * 12 * 16)).all()
+        assert torch.equal(erased, torch.minimum(wanted, torch.tensor(int(cap * 192))))
+        flat, inside = attention.flatten(1), region.flatten(1)
+        lowest_inside = torch.where(inside, flat, torch.tensor(2.0)).amin(1)
+        highest_outside = torch.where(inside, torch.tensor(-1.0), flat).amax(1)
+        assert (lowest_inside >= highest_outside).all()
+
+
+def test_a_box_around_the_attended_region_with_its_margin() -> None:
+    attention = torch.zeros(1, 20, 30)
+    attention[0, 5:10, 10:20] = 1.0
+    boxes = attention_boxes(attention, torch.tensor([0.5]), margin=0.1)
+    assert torch.allclose(boxes, torch.tensor([[9.0, 4.5, 21.0, 10.5]]))  # 10 x 5 box widened by 1 and 0.5
+
+
+def test_cropped_targets_line_up_with_the_crop() -> None:
+    """A synthetic image whose value at (y, x) is y * 100 + x: after crop-and-resize, the RoI-aligned
+    targets of the original view equal a direct resampling of the same box."""
+    height, width = 16, 24
+    ys, xs = torch.meshgrid(torch.arange(height).float(), torch.arange(width).float(), indexing="ij")
+    image = (ys * 100 + xs).view(1, 1, height, width)
+    box = torch.tensor([[4.0, 2.0, 16.0, 10.0]])  # x1, y1, x2, y2: 12 x 8 pixels
+    crop = crop_resize(image, box, (height, width))
+    centres_y = 2 + (torch.arange(height) + 0.5) * 8 / height - 0.5
+    centres_x = 4 + (torch.arange(width) + 0.5) * 12 / width - 0.5
+    expected = centres_y.view(-1, 1) * 100 + centres_x.view(1, -1)
+    inside = (slice(1, -1), slice(1, -1))  # bilinear sampling is exact away from the border
+    assert torch.allclose(crop[0, 0][inside], expected[inside], atol=1e-3)
+    labels = (ys // 4 * 10 + xs // 4).long().view(1, height, width)
+    aligned = STASMNet.align(labels, box, (height, width), nearest=True)
+    assert aligned[0, 0, 0] == labels[0, 2, 4] and aligned[0, -1, -1] == labels[0, 9, 15]
+    half_maps = image[:, :, ::2, ::2] / 1.0  # a stride-2 map of the same image: boxes are scaled to it
+    assert torch.allclose(STASMNet.align(half_maps, box, (height, width))[0, 0, 1:-1, 1:-1],
+                          crop_resize(half_maps, box / 2, (8, 12))[0, 0, 1:-1, 1:-1])
+
+
+def test_kl_and_mse_terms_vanish_for_identical_inputs() -> None:
+    method = STASMNet(context(), STASMNet.Params())
+    view = View(torch.randn(2, 3, 8, 8), torch.randn(2, 1, 2, 2))
+    valid = torch.ones(2, 8, 8)
+    assert method.terms(view, view, valid).abs() < 1e-6
+    other = View(torch.randn(2, 3, 8, 8), view.attention)
+    assert method.terms(other, view, valid) > 0
+
+
+def test_teacher_follows_the_ema_formula_and_gets_no_gradient() -> None:
+    torch.manual_seed(0)
+    method = STASMNet(context(), STASMNet.Params())
+    gen = torch.Generator().manual_seed(0)
+    pad = torch.zeros(2, 32, 32, dtype=torch.bool)
+    batch = Batch(Labeled(torch.rand(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32))),
+                  Unlabeled(torch.rand(2, 3, 32, 32), pad))
+    out = method.training_step(batch, Step(5, 100, gen))
+    out["loss"].backward()
+    assert all(p.grad is None and not p.requires_grad for p in method.teacher.parameters())
+    assert sum(p.grad.abs().sum() for p in method.model.parameters() if p.grad is not None) > 0
+    before = [p.clone() for p in method.teacher.parameters()]
+    with torch.no_grad():
+        for p in method.model.parameters():
+            p.add_(0.05)
+    method.after_step(Step(5, 100, gen))
+    momentum = min(1 - 1 / 6, 0.999)
+    for old, new, student in zip(before, method.teacher.parameters(), method.model.parameters()):
+        assert torch.allclose(new, momentum * old + (1 - momentum) * student, atol=1e-6)
+    assert method.ramp(0) == math.exp(-5) and method.ramp(500) == math.exp(-1.25) and method.ramp(1000) == 1.0
+
+
+def test_q_is_the_share_of_confident_non_padding_pixels() -> None:
+    method = STASMNet(context(), STASMNet.Params(tau=0.9))
+    logits = torch.zeros(2, 3, 2, 4)
+    logits[0, 1, 0, :3] = 10.0  # 3 confident pixels in image 0
+    logits[1, 2] = 10.0  # all 8 confident in image 1, of which 2 are padding
+    ignore = torch.zeros(2, 2, 4, dtype=torch.bool)
+    ignore[1, 1, 2:] = True
+    label, weight, q = method.pseudo_labels(logits, ignore)
+    assert torch.allclose(q, torch.tensor([3 / 8, 6 / 6]))
+    assert torch.equal(weight[1], (~ignore[1]).float()) and torch.allclose(weight[0], torch.full((2, 4), 3 / 8))
+    assert label[0, 0, 0] == 1 and label[1, 0, 0] == 2
+    pixel = STASMNet(context(), STASMNet.Params(pseudo_weight="pixel", pixel_threshold=0.9))
+    assert pixel.pseudo_labels(logits, ignore)[1][0].sum() == 3
+
+
+def test_crop_mode_and_the_other_directions_train_on_every_backbone() -> None:
+    pad = torch.zeros(2, 32, 32, dtype=torch.bool)
+    for backbone, params in (("resnet18", STASMNet.Params(mode="crop", direction="symmetric")),
+                             ("efficientnet_lite0", STASMNet.Params(direction="original_to_augmented",
+                                                                    layers="last2"))):
+        torch.manual_seed(0)
+        method = STASMNet(context(backbone), params)
+        batch = Batch(Labeled(torch.rand(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32))),
+                      Unlabeled(torch.rand(2, 3, 32, 32), pad))
+        out = method.training_step(batch, Step(0, 100, torch.Generator().manual_seed(0)))
+        assert torch.isfinite(out["loss"]) and out["loss_sm"] > 0
