@@ -54,7 +54,7 @@ def _candidate(name: str, preset: str, overrides: list[str], label: str) -> tupl
     cfg = resolved.run
     device = pick_device(cfg.trainer.device)
     numerics = Numerics.resolve(cfg.trainer.amp, cfg.trainer.channels_last, device)
-    method, _ = build_method(resolved, cls, device, numerics)
+    method, _, _ = build_method(resolved, cls, device, numerics)
     optimizers = build_optimizers(method, cfg)
     stepper = Stepper(method, optimizers, method.trainable(), numerics, device, cfg.seed, cfg.schedule.iters)
     batch = synthetic_batch(crop_hw(cfg.data), cfg.data.batch_size, cfg.data.unlabeled_batch_size,

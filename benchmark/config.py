@@ -123,7 +123,8 @@ class TrainerConfig:
         "auto", "autocast dtype; 'auto' = bf16 on CUDA, off on CPU")
     channels_last: Literal["auto", "on", "off"] = setting(
         "auto", "NHWC memory format; 'auto' = on (faster with CUDA AMP, and with oneDNN on CPU: see bench)")
-    sync_bn: bool = setting(True, "convert BatchNorm to SyncBatchNorm when training on several processes")
+    sync_bn: bool = setting(True, "BatchNorm statistics over all processes (SyncBatchNorm on CUDA, a gloo "
+                                  "all-reduce BatchNorm on CPU)")
     find_unused_parameters: bool = setting(False, "DDP flag for methods that leave parameters unused")
     deterministic: bool = setting(False, "ask for deterministic CUDA kernels (slower); CPU runs always are")
     on_nonfinite: Literal["stop", "skip"] = setting(

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from rich.console import Console
 from rich.table import Table
 
@@ -123,7 +124,7 @@ def terminal(summary: pd.DataFrame, console: Console) -> None:
         table = Table(title=f"{dataset}: mIoU % (last: mean ± std over seeds; best)", show_lines=True)
         table.add_column("method", style="bold")
         for s in splits.itertuples():
-            table.add_column(f"{s.split}\n{s.labeled} labeled ({100 * s.fraction:.2g} %)", justify="right")
+            table.add_column(f"{s.split}\n{s.labeled} labeled ({100 * s.fraction:.3g} %)", justify="right")
         for method, cells in rows:
             table.add_row(method, *(_cell(c, "\n", "[dim]published {}[/]") for c in cells))
         console.print(table)
@@ -148,7 +149,10 @@ def plot(summary: pd.DataFrame, published: pd.DataFrame, out: Path) -> list[Path
         if len(shown):
             ax.scatter([], [], marker="*", facecolors="none", edgecolors="k", label="published")
         ax.set_xscale("log")
-        ax.set_xlabel("labeled fraction of the training pool")
+        ticks = sorted(set(block["fraction"]))
+        ax.set_xticks(ticks, [f"{100 * t:.3g}%" for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("labeled share of the training pool")
         ax.set_ylabel("val mIoU (%)")
         ax.set_title(dataset)
         ax.grid(alpha=0.3)

@@ -121,18 +121,19 @@ def build_context(cfg: RunConfig, device: torch.device, weights: list[WeightsInf
 
 
 def build_method(resolved: Resolved, method_cls: type[Method], device: torch.device, numerics: Numerics,
-                 sync_bn: bool = False) -> tuple[Method, WeightsInfo | None]:
-    """The method with its networks on ``device`` (initialised from the run seed), and the encoder
-    weights it started from."""
+                 sync_bn: bool = False) -> tuple[Method, WeightsInfo | None, str]:
+    """The method with its networks on ``device`` (initialised from the run seed), the encoder weights
+    it started from, and how BatchNorm statistics are computed across processes."""
     torch.manual_seed(resolved.run.seed)
     weights: list[WeightsInfo] = []
     method = method_cls(build_context(resolved.run, device, weights), resolved.method_params)
+    batchnorm = "per process"
     if sync_bn:
-        method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        method, batchnorm = distributed.convert_sync_batchnorm(method, device)
     method.to(device)
     if numerics.channels_last:
         method.to(memory_format=torch.channels_last)
-    return method, weights[0] if weights else None
+    return method, weights[0] if weights else None, batchnorm
 
 
 def lr_scale(cfg: RunConfig) -> float:
@@ -206,7 +207,9 @@ class Trainer:
         self.show_progress = show_progress
         self.log = log if self.dist.is_main else (lambda message: None)
         self.weights: WeightsInfo | None = None
+        self.batchnorm = "per process"
         self.wrapped_names: list[str] = []
+        self.clock = time.perf_counter()
 
     def _set_lr(self, optimizers: dict[str, torch.optim.Optimizer], iteration: int) -> float:
         factor = (1 - iteration / self.cfg.schedule.iters) ** self.cfg.optim.poly_power
@@ -269,12 +272,13 @@ class Trainer:
             torch.backends.cudnn.deterministic = cfg.trainer.deterministic
             if cfg.trainer.deterministic:
                 torch.use_deterministic_algorithms(True, warn_only=True)
-        method, self.weights = build_method(self.resolved, self.method_cls, self.device, self.numerics,
-                                            self.dist.world > 1 and cfg.trainer.sync_bn)
+        method, self.weights, self.batchnorm = build_method(self.resolved, self.method_cls, self.device,
+                                                            self.numerics, self.dist.world > 1 and cfg.trainer.sync_bn)
         optimizers = build_optimizers(method, self.cfg)
         resumed = self._load(method, optimizers)
-        state = {"iteration": 0, "history": [], "best": None, "train_seconds": 0.0, "skipped_steps": 0,
-                 "sums": {}, "count": 0, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        state = {"iteration": 0, "history": [], "best": None, "train_seconds": 0.0, "wall_seconds": 0.0,
+                 "skipped_steps": 0, "sums": {}, "count": 0,
+                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         if resumed:
             state.update({k: resumed[k] for k in state if k in resumed})
             self.log(f"resuming {self.paths.folder} at iteration {state['iteration']}")
@@ -296,6 +300,7 @@ class Trainer:
         total = cfg.schedule.iters
         progress = Progress(total, state["iteration"], f"{self.method_cls.name} {self.split.name} seed {cfg.seed}",
                             bar=self.show_progress, notes=self.dist.is_main)
+        self.clock = time.perf_counter()
         with progress:
             while state["iteration"] < total:
                 iteration = state["iteration"]
@@ -351,6 +356,7 @@ class Trainer:
         result = evaluator.run(unwrap(method.eval_model()))
         count = max(state["count"], 1)
         line = {"iteration": state["iteration"], "miou": result.miou, "iou": result.iou,
+                "pixels": int(result.confusion.sum()),
                 "losses": {k: v / count for k, v in state["sums"].items()}, "lr": lr,
                 "train_seconds": round(state["train_seconds"], 3)}
         state["history"].append(line)
@@ -362,6 +368,9 @@ class Trainer:
 
     def _save_if_main(self, method: Method, optimizers: dict[str, torch.optim.Optimizer],
                       state: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        state["wall_seconds"] += now - self.clock
+        self.clock = now
         if self.dist.is_main:
             self._save(method, optimizers, state)
         distributed.barrier()
@@ -393,11 +402,14 @@ class Trainer:
             "best_iou": state["best"]["iou"] if state["best"] else None,
             "class_names": cfg.data.class_names,
             "eval": Protocol.from_config(cfg.eval, crop_hw(cfg.data)).as_dict(),
-            "train_seconds": round(seconds, 2),
+            "train_seconds": round(seconds, 2), "wall_seconds": round(state["wall_seconds"], 2),
             "images_per_second": round(steps * per_step * cfg.schedule.accumulate / seconds, 2) if seconds else None,
             "peak_memory_mb": round(peak_memory_mb(self.device), 1),
             "world_size": self.dist.world, "global_batch": {"labeled": cfg.data.batch_size,
                                                             "unlabeled": cfg.data.unlabeled_batch_size},
+            "per_process_batch": {"labeled": cfg.data.batch_size // self.dist.world,
+                                  "unlabeled": cfg.data.unlabeled_batch_size // self.dist.world},
+            "batchnorm": self.batchnorm,
             "accumulate": cfg.schedule.accumulate, "lr": cfg.optim.lr * lr_scale(cfg),
             "lr_batch_rule": cfg.optim.lr_batch_rule, "amp": self.numerics.amp,
             "channels_last": self.numerics.channels_last, "skipped_steps": state["skipped_steps"],

@@ -29,6 +29,7 @@ def context(backbone: str = "resnet18") -> Context:
 
 
 def test_attention_is_zero_mean_unit_variance_per_image() -> None:
+    torch.manual_seed(0)
     features = torch.randn(3, 16, 5, 7) * torch.tensor([1.0, 5.0, 0.1]).view(3, 1, 1, 1) + 3
     a = channel_joint_attention(features)
     assert a.shape == (3, 1, 5, 7)

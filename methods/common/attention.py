@@ -14,11 +14,14 @@ from torchvision.ops import roi_align
 
 
 def channel_joint_attention(features: Tensor) -> Tensor:
-    """N x 1 x h x w: the channel sum of ``features``, zero-mean and unit-variance per image."""
-    a = features.float().sum(1, keepdim=True)
-    mean = a.mean((2, 3), keepdim=True)
+    """N x 1 x h x w: the channel sum of ``features``, zero-mean and unit-variance per image.
+
+    Each channel is centred before the sum (the same map, mathematically), so that a large common offset
+    does not cost float32 precision."""
+    features = features.float()
+    a = (features - features.mean((2, 3), keepdim=True)).sum(1, keepdim=True)
     std = a.std((2, 3), keepdim=True, unbiased=False).clamp_min(1e-6)
-    return (a - mean) / std
+    return (a - a.mean((2, 3), keepdim=True)) / std
 
 
 def joint_attention(stages: list[Tensor], layers: str) -> Tensor:
