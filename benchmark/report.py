@@ -65,12 +65,14 @@ def load_published(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
 
 
 def published_cell(published: pd.DataFrame, missing: dict[str, str], split: str, method: str) -> str:
-    """The published number(s) for (split, method) as text; '' when the method has none to expect."""
+    """The published number(s) for (split, method) as text; '' when there is none to expect (a split no
+    paper reports, such as the demo's, or a method without published numbers anywhere)."""
     base = method.partition("+")[0]
-    match = published[(published["split"] == split) & (published["method"] == base)] if len(published) else published
+    on_split = published[published["split"] == split] if len(published) else published
+    match = on_split[on_split["method"] == base] if len(on_split) else on_split
     if len(match):
         return ", ".join(f"{row.miou:.2f} ({row.backbone})" for row in match.itertuples())
-    return NOT_AVAILABLE if base in missing else ""
+    return NOT_AVAILABLE if base in missing and len(on_split) else ""
 
 
 def _fmt(mean: float, std: float) -> str:

@@ -39,6 +39,7 @@ from benchmark.method import Batch, Context, Method, Step, register
 from benchmark.settings import setting
 from methods.common.ema import ema_update, frozen_copy
 from methods.common.isda import ClassFeatureStats, augment_logits, cosine_strength, shift_table
+from methods.common.losses import mean_cross_entropy
 from methods.common.mixing import paste
 
 
@@ -200,7 +201,7 @@ class MKD(Method):
     def mutual_losses(self, out: Outputs) -> tuple[Tensor, Tensor]:
         """(L_st, L_ss): each student learns from the other branch's teacher, and from the other student."""
         (z1, p_s1), (z2, p_s2) = out.students["student1"], out.students["student2"]
-        ce = partial(F.cross_entropy, ignore_index=self.ctx.ignore_index)
+        ce = partial(mean_cross_entropy, ignore_index=self.ctx.ignore_index)
         return (ce(z1, out.teachers["teacher2"]) + ce(z2, out.teachers["teacher1"]),
                 ce(z1, p_s2) + ce(z2, p_s1))
 

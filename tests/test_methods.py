@@ -17,7 +17,8 @@ from benchmark.method import Batch, Context, Labeled, Step, Unlabeled
 from benchmark.trainer import Numerics, Stepper, build_method, build_optimizers
 from helpers import resolve_tiny
 from methods.common.ema import ema_update, frozen_copy
-from methods.common.losses import CrossEntropy, OhemCrossEntropy, kl_with_temperature, masked_cross_entropy
+from methods.common.losses import (CrossEntropy, OhemCrossEntropy, kl_with_temperature, masked_cross_entropy,
+                                   mean_cross_entropy)
 from methods.common.pseudo import Pseudo
 from methods.fixmatch import FixMatch
 from methods.unimatch import UniMatch
@@ -166,3 +167,12 @@ def test_unimatch_weights_its_four_losses() -> None:
         assert torch.allclose(out[key], consistency, atol=1e-6)
     expected = (loss_x + (0.25 + 0.25 + 0.5) * consistency) / 2
     assert torch.allclose(out["loss"], expected, atol=1e-6)
+
+
+def test_mean_cross_entropy_is_zero_when_every_pixel_is_ignored() -> None:
+    logits = torch.randn(2, 4, 5, 6, requires_grad=True)
+    target = torch.randint(0, 4, (2, 5, 6))
+    target[0, 0] = 255
+    assert torch.allclose(mean_cross_entropy(logits, target, 255), F.cross_entropy(logits, target, ignore_index=255))
+    nothing = mean_cross_entropy(logits, torch.full_like(target, 255), 255)
+    assert float(nothing) == 0.0 and nothing.requires_grad

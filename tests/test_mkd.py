@@ -159,3 +159,13 @@ def test_knowledge_selection_ignores_unconfident_teacher_pixels() -> None:
     assert target.tolist() == [[[0, 255]]]
     method.params.selection_threshold = None
     assert method.target(logits, logits, torch.ones(1, 1, 2, dtype=torch.bool)).tolist() == [[[0, 0]]]
+
+
+def test_a_step_where_selection_keeps_no_teacher_pixel_has_a_finite_loss() -> None:
+    # At the first steps no pixel is confident at 0.95; a plain mean over zero pixels would be NaN.
+    torch.manual_seed(0)
+    method = MKD(context(), MKD.Params(selection_threshold=1.01))
+    out = method.training_step(batch(), Step(0, 100, torch.Generator().manual_seed(0)))
+    assert float(out["loss_st"]) == 0.0 and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.student1.parameters())

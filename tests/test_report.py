@@ -28,8 +28,11 @@ def test_summary_mean_std_over_seeds_and_only_finished_runs(tmp_path: Path, monk
         fake_record("voc", "voc_92", "unimatch", seed, last, last + 0.01, 92, 92 / 10582)
     fake_record("voc", "voc_92", "unimatch", 3, 0.99, 0.99, 92, 92 / 10582, status="running")
     fake_record("voc", "voc_92", "mkd", 0, 0.40, 0.45, 92, 92 / 10582)
+    half_written = RunPaths.of("voc", "voc_92", "mkd", 1, None).record
+    fake_record("voc", "voc_92", "mkd", 1, 0.10, 0.10, 92, 92 / 10582)
+    half_written.write_text(half_written.read_text()[:40])
     runs = report.load_runs(tmp_path)
-    assert len(runs) == 4  # the running record is left out
+    assert len(runs) == 4  # the running record and the half-written one are left out
     summary = report.summarise(runs).set_index("method")
     assert summary.loc["unimatch", "seeds"] == 3
     assert math.isclose(summary.loc["unimatch", "last_mean"], 52.0)
@@ -46,10 +49,13 @@ def test_published_numbers_and_unavailable_cells(tmp_path: Path, monkeypatch) ->
     fake_record("voc", "voc_92", "mkd", 0, 0.60, 0.61, 92, 92 / 10582)
     fake_record("voc", "voc_92", "speed", 0, 0.65, 0.66, 92, 92 / 10582)
     fake_record("demo", "demo_1_8", "fixmatch", 0, 0.30, 0.31, 256, 0.125)
+    fake_record("demo", "demo_1_8", "mkd", 0, 0.20, 0.21, 256, 0.125)
     report.main(None, Console(record=True, width=200))
     csv = (tmp_path / "summary.csv").read_text()
     assert "75.20 (resnet101)" in csv and "75.16 (unknown)" in csv
     assert "voc,voc_92,mkd" in csv and report.NOT_AVAILABLE in csv
+    demo_mkd = next(line for line in csv.splitlines() if line.startswith("demo,demo_1_8,mkd"))
+    assert report.NOT_AVAILABLE not in demo_mkd  # no paper reports the demo: nothing to be missing
     markdown = (tmp_path / "summary.md").read_text()
     assert "## voc" in markdown and "voc_92 (92 labeled)" in markdown and "70.00 (n=1)" in markdown
     for suffix in ("png", "svg"):

@@ -15,7 +15,7 @@ class CrossEntropy(nn.Module):
         self.ignore_index = ignore_index
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(logits.float(), target, ignore_index=self.ignore_index)
+        return mean_cross_entropy(logits, target, self.ignore_index)
 
 
 class OhemCrossEntropy(nn.Module):
@@ -34,7 +34,7 @@ class OhemCrossEntropy(nn.Module):
         valid = target != self.ignore_index
         num_valid = int(valid.sum())
         if num_valid == 0 or self.min_kept > num_valid:
-            return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
+            return mean_cross_entropy(logits, target, self.ignore_index)
         with torch.no_grad():
             prob = logits.softmax(1).gather(1, target.clamp_max(logits.shape[1] - 1).unsqueeze(1)).squeeze(1)
             prob = prob.masked_fill(~valid, 1.0)
@@ -45,6 +45,13 @@ class OhemCrossEntropy(nn.Module):
             kept = valid & (prob <= threshold)
         return F.cross_entropy(logits, target.masked_fill(~kept, self.ignore_index),
                                ignore_index=self.ignore_index)
+
+
+def mean_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+    """CE averaged over the pixels whose target is not ``ignore_index``; zero (not NaN, and still in the
+    graph) when every pixel is ignored, e.g. when a confidence selection keeps none."""
+    loss = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
+    return loss / (target != ignore_index).sum().clamp_min(1)
 
 
 def masked_cross_entropy(logits: Tensor, target: Tensor, weight: Tensor, valid: Tensor) -> Tensor:
