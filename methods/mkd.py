@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import partial
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -103,6 +104,9 @@ class MKD(Method):
         strong_weights: tuple[float, float, float, float, float] = setting(
             (0.2, 0.33, 0.07, 0.07, 0.33), "selection weights of jitter, blur, equalise, solarise, grayscale")
         mix_area: tuple[float, float] = setting((0.25, 0.5), "range of the XOR CutMix area p (3 boxes of p/3)")
+        mutual_pixels: Literal["all", "unlabeled"] = setting(
+            "all", "pixels L_st and L_ss cover: all (released code: labeled and unlabeled images) or unlabeled "
+                   "only (a deviation: labeled pixels then learn from ground truth alone)")
 
     def __init__(self, ctx: Context, params: Params) -> None:
         super().__init__(ctx, params)
@@ -151,11 +155,16 @@ class MKD(Method):
         table = shift_table(model.classifier.weight.flatten(1), stats.var)
         return augment_logits(branch.logits, branch.labels, branch.valid, table, strength)
 
-    def target(self, logits: Tensor, z_hat: Tensor, valid: Tensor) -> Tensor:
-        """argmax of augmented logits; unsupervised where invalid or (knowledge selection) unconfident."""
+    def target(self, logits: Tensor, z_hat: Tensor, valid: Tensor, n_labeled: int, select: bool) -> Tensor:
+        """argmax of augmented logits; unsupervised where invalid, on the labeled rows when
+        ``mutual_pixels`` is 'unlabeled', and, for a teacher (``select``) under knowledge selection, where
+        the raw max softmax is below the threshold (MKD.md selects teacher pixels only; the students'
+        targets P_Sk are never filtered)."""
         target = z_hat.detach().argmax(1)
-        keep = valid
-        if self.params.selection_threshold is not None:
+        keep = valid.clone()
+        if self.params.mutual_pixels == "unlabeled":
+            keep[:n_labeled] = False
+        if select and self.params.selection_threshold is not None:
             keep = keep & (logits.detach().softmax(1).amax(1) >= self.params.selection_threshold)
         return target.masked_fill(~keep, self.ctx.ignore_index)
 
@@ -187,7 +196,8 @@ class MKD(Method):
                 out = model(torch.cat([v.labeled, v.weak]), features=True)
                 b = self.branch(self.mix_unlabeled(out.logits_low, v.box, n), self.mix_unlabeled(out.decoder, v.box, n),
                                 v.mask, n, v.ignore)
-                teachers[name] = self.target(b.logits, self.augmented(name, model, b, strength), b.valid)
+                z_hat = self.augmented(name, model, b, strength)
+                teachers[name] = self.target(b.logits, z_hat, b.valid, n, select=True)
         students, supervised = {}, {}
         for name in ("student1", "student2"):
             model = getattr(self, name)
@@ -195,7 +205,7 @@ class MKD(Method):
             supervised[name] = self.ctx.supervised_loss(out.logits[:n], v.mask)
             b = self.branch(out.logits_low, out.decoder, v.mask, n, v.ignore)
             z_hat = self.augmented(name, model, b, strength)
-            students[name] = (z_hat, self.target(b.logits, z_hat, b.valid))
+            students[name] = (z_hat, self.target(b.logits, z_hat, b.valid, n, select=False))
         return Outputs(teachers, students, supervised, strength)
 
     def mutual_losses(self, out: Outputs) -> tuple[Tensor, Tensor]:

@@ -155,10 +155,22 @@ def test_knowledge_selection_ignores_unconfident_teacher_pixels() -> None:
     torch.manual_seed(0)
     method = MKD(context(), MKD.Params(selection_threshold=0.95))
     logits = torch.tensor([[[[4.0, 0.0]], [[0.0, 0.0]], [[0.0, 0.0]]]])  # confident, then uniform
-    target = method.target(logits, logits, torch.ones(1, 1, 2, dtype=torch.bool))
-    assert target.tolist() == [[[0, 255]]]
+    valid = torch.ones(1, 1, 2, dtype=torch.bool)
+    assert method.target(logits, logits, valid, 0, select=True).tolist() == [[[0, 255]]]
+    assert method.target(logits, logits, valid, 0, select=False).tolist() == [[[0, 0]]]
     method.params.selection_threshold = None
-    assert method.target(logits, logits, torch.ones(1, 1, 2, dtype=torch.bool)).tolist() == [[[0, 0]]]
+    assert method.target(logits, logits, valid, 0, select=True).tolist() == [[[0, 0]]]
+
+
+def test_mutual_terms_can_be_restricted_to_unlabeled_pixels() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 2, 2)
+    valid = torch.ones(3, 2, 2, dtype=torch.bool)
+    method = MKD(context(), MKD.Params(mutual_pixels="unlabeled"))
+    target = method.target(logits, logits, valid, 2, select=True)
+    assert (target[:2] == 255).all() and torch.equal(target[2], logits[2].argmax(0))
+    method.params.mutual_pixels = "all"
+    assert torch.equal(method.target(logits, logits, valid, 2, select=True), logits.argmax(1))
 
 
 def test_a_step_where_selection_keeps_no_teacher_pixel_has_a_finite_loss() -> None:
@@ -167,5 +179,6 @@ def test_a_step_where_selection_keeps_no_teacher_pixel_has_a_finite_loss() -> No
     method = MKD(context(), MKD.Params(selection_threshold=1.01))
     out = method.training_step(batch(), Step(0, 100, torch.Generator().manual_seed(0)))
     assert float(out["loss_st"]) == 0.0 and torch.isfinite(out["loss"])
+    assert float(out["loss_ss"]) > 0  # selection filters teacher pixels only: the students still teach each other
     out["loss"].backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.student1.parameters())
