@@ -126,6 +126,26 @@ def test_mixed_image_labels_confidences_and_padding_follow_the_chosen_source() -
     assert min_mixed.pseudo.confident_fraction(0.95) == 1.0
 
 
+def test_two_candidates_use_own_views_only_and_skip_the_partner_strong_views() -> None:
+    own = torch.zeros(1, 3, 8, 8)
+    own[0, 0] = quadrants(0.0, 1.0)
+    partner = torch.zeros(1, 3, 8, 8)
+    partner[0, 1] = quadrants(1.0, 0.0)  # with 4 candidates the partner wins off the diagonal (test above)
+    batch_sizes = []
+
+    class Counting(ChannelNet):
+        def forward(self, x: torch.Tensor, features: bool = False, fp_dropout: float = 0.0):
+            batch_sizes.append(len(x))
+            return super().forward(x, features, fp_dropout)
+
+    no_pad = torch.zeros(1, 8, 8, dtype=torch.bool)
+    mixed = EntropyMix(grid=2, candidates=2, rule="max")(Counting(), Unlabeled(own, no_pad), Unlabeled(partner, no_pad),
+                                                         identity_context(), torch.Generator().manual_seed(0))
+    assert batch_sizes == [4]  # weak U, weak U', two strong views of U: no strong views of U'
+    assert not mixed.partner.any() and set(mixed.choice.flatten().tolist()) <= {0, 1}
+    assert torch.equal(mixed.image, own)
+
+
 def test_teacher_maps_are_composed_like_the_image() -> None:
     choice = torch.tensor([[0, 3, 2, 1]])
     maps = torch.stack([torch.zeros(2, 4, 4), torch.ones(2, 4, 4)])  # own = 0, partner = 1

@@ -115,17 +115,18 @@ class EntropyMix:
     @torch.no_grad()
     def __call__(self, model: nn.Module, u: Unlabeled, mix: Unlabeled, ctx: Context, gen: torch.Generator,
                  features: bool = False) -> EntropyMixed:
-        """Make two strong views of each of U and U', run the teacher (eval mode, no grad) on the six
-        views in one batch, and assemble the mixed images and their pseudo labels."""
-        n = len(u.image)
-        strong = [ctx.strong(images, gen) for images in (u.image, u.image, mix.image, mix.image)]
-        views = torch.stack(strong[:self.candidates], 1)  # N x K x 3 x H x W
+        """Make the K candidate strong views (two of U, then two of U'), run the teacher (eval mode, no
+        grad) on the weak views of U and U' and the candidates in one batch, and assemble the mixed images
+        and their pseudo labels."""
+        n, k = len(u.image), self.candidates
+        strong = [ctx.strong(images, gen) for images in (u.image, u.image, mix.image, mix.image)[:k]]
+        views = torch.stack(strong, 1)  # N x K x 3 x H x W
         out = eval_forward(model, torch.cat([u.image, mix.image, *strong]), features=features)
         logits = out.logits if features else out
         weak, strong_logits = logits[:2 * n], logits[2 * n:]
-        entropy = normalized_entropy(strong_logits).view(4, n, *logits.shape[-2:]).transpose(0, 1)
-        pads = torch.stack([u.ignore, u.ignore, mix.ignore, mix.ignore], 1)
-        choice = self.select(entropy[:, :self.candidates], ~pads[:, :self.candidates], gen)
+        entropy = normalized_entropy(strong_logits).view(k, n, *logits.shape[-2:]).transpose(0, 1)
+        pads = torch.stack([u.ignore, u.ignore, mix.ignore, mix.ignore][:k], 1)
+        choice = self.select(entropy, ~pads, gen)
         source = source_map(choice, *u.image.shape[-2:], self.grid)
         partner = source >= 2
         own, other = Pseudo.from_logits(weak[:n], u.ignore), Pseudo.from_logits(weak[n:], mix.ignore)
