@@ -119,13 +119,14 @@ class EntropyMix:
         grad) on the weak views of U and U' and the candidates in one batch, and assemble the mixed images
         and their pseudo labels."""
         n, k = len(u.image), self.candidates
-        strong = [ctx.strong(images, gen) for images in (u.image, u.image, mix.image, mix.image)[:k]]
+        sources = (u, u, mix, mix)[:k]  # the image behind each candidate view
+        strong = [ctx.strong(source.image, gen) for source in sources]
         views = torch.stack(strong, 1)  # N x K x 3 x H x W
         out = eval_forward(model, torch.cat([u.image, mix.image, *strong]), features=features)
         logits = out.logits if features else out
         weak, strong_logits = logits[:2 * n], logits[2 * n:]
         entropy = normalized_entropy(strong_logits).view(k, n, *logits.shape[-2:]).transpose(0, 1)
-        pads = torch.stack([u.ignore, u.ignore, mix.ignore, mix.ignore][:k], 1)
+        pads = torch.stack([source.ignore for source in sources], 1)
         choice = self.select(entropy, ~pads, gen)
         source = source_map(choice, *u.image.shape[-2:], self.grid)
         partner = source >= 2
