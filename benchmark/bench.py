@@ -19,8 +19,8 @@ from rich.table import Table
 from benchmark import config as config_module
 from benchmark.config import crop_hw
 from benchmark import method as registry
-from benchmark.method import Batch, Labeled, Unlabeled
-from benchmark.trainer import Numerics, Stepper, build_method, build_optimizers, pick_device
+from benchmark.data.batch import Batch, Labeled, Unlabeled
+from benchmark.step import Numerics, Stepper, build_method, build_optimizers, pick_device
 
 
 @dataclass

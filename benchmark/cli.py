@@ -2,7 +2,8 @@
 
 run      train one method on one split with one seed (resumes an interrupted run)
 sweep    run methods x splits x seeds, each in its own process, skipping finished runs
-report   tables (terminal, CSV, Markdown) and plots of every finished run
+report   tables (terminal, CSV, Markdown) and plots of your finished runs beside the reference runs
+promote  copy finished runs of yours into the suite's reference records (results/reference/)
 methods  the registered methods
 splits   list, make, import and check split files
 bench    time one training step of each method side by side
@@ -27,7 +28,7 @@ from benchmark import config as config_module
 from benchmark import distributed, method as method_registry
 from benchmark.data import check, layouts, roots, splits
 from benchmark.errors import UserError
-from benchmark.records import RunLock, RunPaths, read_record
+from benchmark.records import RunLock, RunPaths, read_record, writable_root
 from benchmark.settings import describe
 
 console = Console()
@@ -76,7 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         method_cls = method_registry.get(args.method)
         split = splits.load(args.split)
         resolved = _resolve(args, method_cls, split)
-        paths = RunPaths.of(split.dataset, split.name, method_cls.name, resolved.run.seed, args.tag)
+        paths = RunPaths.of(split.dataset, split.name, method_cls.name, resolved.run.seed, args.tag,
+                            writable_root(args.out))
         record = read_record(paths.record)
         if args.fresh and paths.folder.exists() and dist.is_main:
             console.print(f"previous run moved to {_set_aside(paths.folder)}")
@@ -193,7 +195,7 @@ def cmd_splits_check(args: argparse.Namespace) -> int:
 
     split = splits.load(args.split)
     preset = args.preset or default_preset(split)
-    data = config_module.resolve(preset, method_registry.get("supervised").Params).run.data
+    data = config_module.resolve(preset).run.data
     root = roots.resolve(split.dataset, args.root, data.root)
     if args.quick:
         problems = check.quick_problems(split, root)
@@ -215,7 +217,15 @@ def cmd_splits_check(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark import report
 
-    report.main(Path(args.out) if args.out else None, console)
+    report.main(console, args.out, args.runs)
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from benchmark import reference
+
+    for line in reference.promote([Path(folder) for folder in args.run_dirs], args.replace):
+        console.print(line, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -223,7 +233,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from benchmark import sweep
 
     seeds = [int(s) for s in re.split(r"[,\s]+", args.seeds.strip()) if s]
-    return sweep.run(args.methods.split(","), args.splits.split(","), seeds, args.passthrough, console,
+    extra = ["--out", args.out] if args.out else []
+    return sweep.run(args.methods.split(","), args.splits.split(","), seeds, [*extra, *args.passthrough], console,
                      print_only=args.print)
 
 
@@ -242,6 +253,11 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                         help="override one setting, e.g. --set optim.lr=0.01 (repeatable)")
 
 
+def _out_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="DIR", help="your results folder (default: $BENCHMARK_RESULTS, else "
+                        "results/local/ of the checkout, which git ignores)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -257,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tag", help="name a variant: results go to <method>+<tag>/")
     run.add_argument("--fresh", action="store_true", help="set the existing run folder aside and start over")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _out_option(run)
     _run_options(run)
     run.set_defaults(func=cmd_run)
 
@@ -265,13 +282,23 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--splits", required=True, help="comma-separated split names")
     sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     sweep.add_argument("--print", action="store_true", help="print the commands (for a job array) instead")
+    _out_option(sweep)
     sweep.add_argument("passthrough", nargs=argparse.REMAINDER,
                        help="options after -- go to every run (e.g. -- --set schedule.iters=500)")
     sweep.set_defaults(func=cmd_sweep)
 
-    report = commands.add_parser("report", help="tables and plots of all finished runs")
-    report.add_argument("--out", help="output folder (default results/)")
+    report = commands.add_parser("report", help="tables and plots of finished runs: yours and the reference")
+    _out_option(report)
+    report.add_argument("--runs", choices=["both", "local", "reference"], default="both",
+                        help="whose runs: yours (local), the suite's committed ones (reference), or both side by "
+                             "side (default). Tables go to your results folder; with 'reference' alone to "
+                             "results/reference/")
     report.set_defaults(func=cmd_report)
+
+    promote = commands.add_parser("promote", help="copy finished runs into the suite's reference records")
+    promote.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a finished run's folder (…/seed<k>)")
+    promote.add_argument("--replace", action="store_true", help="replace a reference run of the same name")
+    promote.set_defaults(func=cmd_promote)
 
     methods = commands.add_parser("methods", help="list methods, or one method's parameters")
     methods.add_argument("name", nargs="?", help="show this method's parameters")

@@ -148,6 +148,12 @@ class RunConfig:
 
 
 @dataclass
+class NoMethod:
+    """The parameters of no method: a configuration of the harness alone (data, model, evaluation),
+    for commands that train nothing."""
+
+
+@dataclass
 class Resolved:
     """A validated run configuration with the method's parameters and where each came from."""
 
@@ -213,7 +219,7 @@ def parse_override(text: str) -> dict[str, Any]:
     return out
 
 
-def resolve(preset: str, params_cls: type, config_files: list[Path] | None = None,
+def resolve(preset: str, params_cls: type = NoMethod, config_files: list[Path] | None = None,
             overrides: list[str] | None = None, extra: dict[str, Any] | None = None) -> Resolved:
     """Resolve preset <- method defaults <- config files <- ``extra`` <- ``--set`` overrides."""
     preset_data = load_preset(preset)

@@ -58,15 +58,6 @@ def all_reduce_sum(tensor: torch.Tensor) -> None:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
 
 
-def broadcast_flag(flag: bool) -> bool:
-    """Rank 0's value of ``flag`` on every process."""
-    if info().world == 1:
-        return flag
-    box = [flag]
-    dist.broadcast_object_list(box, src=0)
-    return bool(box[0])
-
-
 def barrier() -> None:
     """Wait for every process."""
     if info().world > 1:

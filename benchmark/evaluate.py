@@ -134,6 +134,16 @@ class Evaluator:
         """Evaluate ``model`` (put in eval mode, restored afterwards) over the whole val set."""
         was_training = model.training
         model.eval()
+        try:
+            confusion = self._confusion(model)
+        finally:
+            model.train(was_training)
+        distributed.all_reduce_sum(confusion)
+        miou, iou = iou_from_confusion(confusion.cpu())
+        return EvalResult(miou, iou, confusion.cpu().numpy())
+
+    def _confusion(self, model: nn.Module) -> Tensor:
+        """This process's confusion counts over its share of the val set."""
         confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self.device)
         for samples in self.loader:
             by_size: dict[tuple[int, int], list[dict[str, Tensor]]] = {}
@@ -146,7 +156,4 @@ class Evaluator:
                     image, mask = center_crop(image, mask, self.protocol.window)
                 pred = self._logits(model, image).argmax(1)
                 confusion += confusion_matrix(pred, mask, self.num_classes, self.ignore_index)
-        model.train(was_training)
-        distributed.all_reduce_sum(confusion)
-        miou, iou = iou_from_confusion(confusion.cpu())
-        return EvalResult(miou, iou, confusion.cpu().numpy())
+        return confusion

@@ -1,9 +1,14 @@
 """The method contract: what a semi-supervised method class receives, returns and declares.
 
 A method is an ``nn.Module`` that builds its networks from the context, computes named losses for one
-step (``training_step``), may update teachers after the optimizer step (``after_step``), and names the
-network that is evaluated. The trainer owns everything else: data, devices, the optimizers, backward,
-checkpoints and records. Everything a method holds as modules or buffers is checkpointed.
+micro-batch (``training_step``), and names the network that is evaluated. Teachers move in one of two
+hooks that the trainer calls exactly once per optimizer step: ``before_step`` (before its first
+micro-batch) or ``after_step`` (after the optimizer step). A step whose loss is not finite changes no
+weights and calls no ``after_step``. The trainer owns everything else: data, devices, the optimizers,
+backward, checkpoints and records. Everything a method holds as modules or buffers is checkpointed.
+
+The batch types (``Batch``, ``Labeled``, ``Unlabeled``) are the data pipeline's; they are importable from
+here so that a method file needs one import for the contract.
 
 Methods are found by name: built-ins in the ``methods`` package register themselves with
 ``@register("name")``; third-party classes through the ``benchmark.methods`` entry-point group or as
@@ -24,55 +29,24 @@ import torch
 from torch import Tensor, nn
 
 from benchmark.data.augment import StrongAugment
+from benchmark.data.batch import Batch, Labeled, Unlabeled
 from benchmark.errors import UserError
 
 ENTRY_POINT_GROUP = "benchmark.methods"
 
-
-@dataclass
-class Labeled:
-    """Labeled images after the random geometry."""
-
-    image: Tensor
-    """N x 3 x H x W float in [0, 1]."""
-    mask: Tensor
-    """N x H x W int64 class ids; the ignore index where unsupervised (padding, void)."""
-
-
-@dataclass
-class Unlabeled:
-    """Unlabeled images after the random geometry (the weak view)."""
-
-    image: Tensor
-    """N x 3 x H x W float in [0, 1]."""
-    ignore: Tensor
-    """N x H x W bool, True on padding: never supervised."""
-
-
-@dataclass
-class Batch:
-    """One step's data: labeled images, unlabeled images, and a second unlabeled batch (mix sources)."""
-
-    labeled: Labeled
-    unlabeled: Unlabeled | None = None
-    mix: Unlabeled | None = None
+__all__ = ["Batch", "Context", "Labeled", "Method", "Step", "Unlabeled", "available", "get", "register"]
 
 
 @dataclass
 class Step:
-    """Where training is, and the step's random generator."""
+    """Where training is, and the micro-batch's random generator."""
 
     iteration: int
-    """Index of the optimizer step being computed, from 0."""
+    """Index of the optimizer step being computed, from 0 (the same for all its micro-batches)."""
     total: int
     """Number of optimizer steps of the run."""
     generator: torch.Generator
-    """Seeded for this step alone, on the training device: use it for every random draw of the step."""
-
-    @property
-    def progress(self) -> float:
-        """Fraction of training done before this step."""
-        return self.iteration / self.total
+    """Seeded for this micro-batch alone, on the training device: use it for every random draw."""
 
 
 @dataclass
@@ -81,10 +55,6 @@ class Context:
 
     num_classes: int
     ignore_index: int
-    crop_size: tuple[int, int]
-    """Training crop (height, width)."""
-    total_iters: int
-    device: torch.device
     build_model: Callable[[], nn.Module]
     """A new segmentation network with the configured (pretrained) encoder; call once per network."""
     supervised_loss: Callable[[Tensor, Tensor], Tensor]
@@ -125,16 +95,17 @@ class Method(nn.Module):
         """Losses of one step: ``"loss"`` is back-propagated by the trainer, the rest are logged."""
         raise NotImplementedError
 
+    def before_step(self, step: Step) -> None:
+        """Called once per optimizer step, before its first micro-batch (teachers that the spec updates
+        before the forward passes); by default nothing. ``step`` is the first micro-batch's."""
+
     def after_step(self, step: Step) -> None:
-        """Called after the optimizer step (EMA teachers); by default nothing."""
+        """Called once after each optimizer step that was taken (EMA teachers); by default nothing.
+        ``step`` is the last micro-batch's."""
 
     def eval_model(self) -> nn.Module:
         """The network that is evaluated."""
         return self.model
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Inference with the evaluated network."""
-        return self.eval_model()(x)
 
 
 _REGISTRY: dict[str, type[Method]] = {}

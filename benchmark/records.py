@@ -1,7 +1,13 @@
-"""Run folders and what they hold: config.yaml, metrics.jsonl, record.json, checkpoints, a lock.
+"""Results folders, run folders and what they hold: config.yaml, metrics.jsonl, record.json, checkpoints,
+a lock.
 
-``results/runs/<dataset>/<split>/<method>[+<tag>]/seed<k>/``. Every file is written atomically, and a
-run's folder is locked by the process training it so that two processes never write one run.
+Two results folders, each holding ``runs/<dataset>/<split>/<method>[+<tag>]/seed<k>/``:
+- yours: ``--out DIR``, else ``BENCHMARK_RESULTS``, else ``results/local/`` of the checkout (ignored by
+  git). Every run writes here; ``report`` writes your tables here.
+- the reference: ``results/reference/``, the suite's committed records (no checkpoints). ``report``
+  reads it; no run writes to it or resumes from it (``promote`` copies a finished run of yours there).
+Every file is written atomically, and a run's folder is locked by the process training it so that two
+processes never write one run.
 """
 
 from __future__ import annotations
@@ -26,9 +32,28 @@ from benchmark.atomic import write_text
 from benchmark.errors import UserError
 
 
-def results_root() -> Path:
-    """Where runs and reports go (``BENCHMARK_RESULTS`` overrides the checkout's ``results/``)."""
-    return Path(os.environ.get("BENCHMARK_RESULTS") or PROJECT_ROOT / "results")
+REFERENCE_ROOT = PROJECT_ROOT / "results" / "reference"
+"""The suite's committed records: read by ``report``, never written by a run."""
+LOCAL_ROOT = PROJECT_ROOT / "results" / "local"
+"""The default folder of a user's own runs (ignored by git)."""
+PUBLISHED = PROJECT_ROOT / "results" / "reported.yaml"
+"""The papers' published numbers, with their sources."""
+
+
+def results_root(out: str | Path | None = None) -> Path:
+    """Where the user's runs and reports go: ``out`` (``--out``), else ``BENCHMARK_RESULTS``, else
+    ``results/local/`` of the checkout."""
+    return Path(out or os.environ.get("BENCHMARK_RESULTS") or LOCAL_ROOT).expanduser()
+
+
+def writable_root(out: str | Path | None = None) -> Path:
+    """``results_root(out)``, refused when it is or lies inside the reference folder."""
+    root = results_root(out)
+    reference = REFERENCE_ROOT.resolve()
+    if root.resolve() == reference or reference in root.resolve().parents:
+        raise UserError(f"{root} is inside {REFERENCE_ROOT}, the suite's committed reference records, which no "
+                        f"run writes; choose another --out (or BENCHMARK_RESULTS), e.g. the default {LOCAL_ROOT}")
+    return root
 
 
 def method_label(method: str, tag: str | None) -> str:
@@ -43,8 +68,10 @@ class RunPaths:
     folder: Path
 
     @classmethod
-    def of(cls, dataset: str, split: str, method: str, seed: int, tag: str | None = None) -> RunPaths:
-        return cls(results_root() / "runs" / dataset / split / method_label(method, tag) / f"seed{seed}")
+    def of(cls, dataset: str, split: str, method: str, seed: int, tag: str | None = None,
+           root: Path | None = None) -> RunPaths:
+        """The run's folder under ``root`` (default: ``results_root()``)."""
+        return cls((root or results_root()) / "runs" / dataset / split / method_label(method, tag) / f"seed{seed}")
 
     @property
     def config(self) -> Path:

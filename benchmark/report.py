@@ -1,10 +1,11 @@
-"""Tables and plots of every finished run, beside the published numbers.
+"""Tables and plots of finished runs, beside the published numbers.
 
-Reads ``results/runs/**/record.json`` (only records whose status is ``finished``: a sweep writing
-meanwhile never shows half a run), groups runs by data set, split and method, and reports mean and
-standard deviation over seeds of the last and the best evaluation, the number of seeds and the labeled
-count of every split. Outputs: a terminal table per data set, ``summary.csv``, ``summary.md``, and
-``miou_vs_labels.{png,svg}``.
+Reads ``runs/**/record.json`` of two results folders: yours (``local``) and the suite's committed
+``reference`` records (only records whose status is ``finished``: a sweep writing meanwhile never shows
+half a run). Runs are grouped by data set, split, method and source (a local run is never averaged with
+a reference run), with mean and standard deviation over seeds of the last and the best evaluation, the
+number of seeds and the labeled count of every split. Outputs: a terminal table per data set,
+``summary.csv``, ``summary.md``, and ``miou_vs_labels.{png,svg}``.
 """
 
 from __future__ import annotations
@@ -22,19 +23,21 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmark.atomic import write_atomic, write_text
-from benchmark.records import method_label, read_record, results_root
+from benchmark.records import PUBLISHED, REFERENCE_ROOT, method_label, read_record, results_root
 
 NOT_AVAILABLE = "not published / not available"
+SOURCES = ("reference", "local")
+"""Where runs come from: the suite's committed records, or the user's results folder."""
 
 
-def load_runs(root: Path) -> pd.DataFrame:
-    """One row per finished run under ``root/runs``."""
+def load_runs(root: Path, source: str = "local") -> pd.DataFrame:
+    """One row per finished run under ``root/runs``, marked with ``source``."""
     rows = []
     for path in sorted((root / "runs").glob("**/record.json")):
         record = read_record(path)
         if not record or record.get("status") != "finished":
             continue
-        rows.append({"dataset": record["dataset"], "split": record["split"],
+        rows.append({"source": source, "dataset": record["dataset"], "split": record["split"],
                      "method": method_label(record["method"], record.get("tag")), "seed": record["seed"],
                      "labeled": record["labeled"], "fraction": record["labeled_fraction"],
                      "last": 100 * record["last_miou"], "best": 100 * record["best_miou"],
@@ -44,14 +47,14 @@ def load_runs(root: Path) -> pd.DataFrame:
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (over seeds, ddof 1) and count per data set, split and method."""
+    """Mean, std (over seeds, ddof 1) and count per data set, split, method and source."""
     if runs.empty:
         return pd.DataFrame()
-    grouped = runs.groupby(["dataset", "split", "method"], sort=False)
+    grouped = runs.groupby(["dataset", "split", "method", "source"], sort=False)
     table = grouped.agg(labeled=("labeled", "first"), fraction=("fraction", "first"), seeds=("seed", "nunique"),
                         last_mean=("last", "mean"), last_std=("last", "std"), best_mean=("best", "mean"),
                         best_std=("best", "std"), seconds=("seconds", "mean"), memory_mb=("memory_mb", "max"))
-    return table.reset_index().sort_values(["dataset", "fraction", "method"], ignore_index=True)
+    return table.reset_index().sort_values(["dataset", "fraction", "method", "source"], ignore_index=True)
 
 
 def load_published(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -88,15 +91,15 @@ def with_published(summary: pd.DataFrame, published: pd.DataFrame, missing: dict
     return out
 
 
-def grid(summary: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, list[tuple[str, list[Any]]]]]:
-    """Per data set: its splits (ordered by labeled fraction) and, per method, the summary row of each
-    split (None where the method has no run on it)."""
+def grid(summary: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, list[tuple[str, str, list[Any]]]]]:
+    """Per data set: its splits (ordered by labeled fraction) and, per method and source, the summary row
+    of each split (None where the method has no run on it)."""
     for dataset, block in summary.groupby("dataset", sort=False):
         splits = block.drop_duplicates("split").sort_values("fraction")
         rows = []
-        for method, runs in block.groupby("method", sort=False):
+        for (method, source), runs in block.groupby(["method", "source"], sort=True):
             by_split = {r.split: r for r in runs.itertuples()}
-            rows.append((method, [by_split.get(s) for s in splits["split"]]))
+            rows.append((method, source, [by_split.get(s) for s in splits["split"]]))
         yield dataset, splits, rows
 
 
@@ -110,13 +113,15 @@ def _cell(row: Any, newline: str, published: str) -> str:
 def markdown(summary: pd.DataFrame) -> str:
     """One Markdown table per data set: rows methods, columns splits."""
     parts = ["# Results\n", "mIoU (%) on the val set: last evaluation mean ± std over seeds (n seeds); "
-             "best evaluation below. Published numbers are the papers' own, with their backbone.\n"]
+             "best evaluation below. Published numbers are the papers' own, with their backbone. Runs: "
+             "'reference' = the suite's committed records (results/reference/), 'local' = your own runs.\n"]
     for dataset, splits, rows in grid(summary):
         header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
-        parts.append(f"\n## {dataset}\n\n| method | " + " | ".join(header) + " |\n|---|"
+        parts.append(f"\n## {dataset}\n\n| method | runs | " + " | ".join(header) + " |\n|---|---|"
                      + "---|" * len(header) + "\n")
-        for method, cells in rows:
-            parts.append(f"| {method} | " + " | ".join(_cell(c, "<br>", "published: {}") for c in cells) + " |\n")
+        for method, source, cells in rows:
+            parts.append(f"| {method} | {source} | " + " | ".join(_cell(c, "<br>", "published: {}") for c in cells)
+                         + " |\n")
     return "".join(parts)
 
 
@@ -125,10 +130,11 @@ def terminal(summary: pd.DataFrame, console: Console) -> None:
     for dataset, splits, rows in grid(summary):
         table = Table(title=f"{dataset}: mIoU % (last: mean ± std over seeds; best)", show_lines=True)
         table.add_column("method", style="bold")
+        table.add_column("runs")
         for s in splits.itertuples():
             table.add_column(f"{s.split}\n{s.labeled} labeled ({100 * s.fraction:.3g} %)", justify="right")
-        for method, cells in rows:
-            table.add_row(method, *(_cell(c, "\n", "[dim]published {}[/]") for c in cells))
+        for method, source, cells in rows:
+            table.add_row(method, source, *(_cell(c, "\n", "[dim]published {}[/]") for c in cells))
         console.print(table)
 
 
@@ -139,10 +145,11 @@ def plot(summary: pd.DataFrame, published: pd.DataFrame, out: Path) -> list[Path
     axes = fig.subplots(1, len(datasets), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         block = summary[summary["dataset"] == dataset]
-        for method, rows in block.groupby("method", sort=False):
+        for (method, source), rows in block.groupby(["method", "source"], sort=True):
             rows = rows.sort_values("fraction")
+            local = source == "local"
             ax.errorbar(rows["fraction"], rows["last_mean"], yerr=rows["last_std"].fillna(0), marker="o",
-                        capsize=3, label=method)
+                        capsize=3, linestyle="--" if local else "-", label=f"{method} (local)" if local else method)
         fractions = dict(zip(block["split"], block["fraction"]))
         shown = published[(published["dataset"] == dataset) & published["split"].isin(fractions)] \
             if len(published) else published
@@ -168,20 +175,29 @@ def plot(summary: pd.DataFrame, published: pd.DataFrame, out: Path) -> list[Path
     return written
 
 
-def main(out: Path | None, console: Console) -> None:
-    """Build and write the report of every finished run."""
-    root = results_root()
-    out = out or root
-    runs = load_runs(root)
+def main(console: Console, out: str | Path | None = None, which: str = "both", reference: Path = REFERENCE_ROOT,
+         published_path: Path = PUBLISHED) -> Path | None:
+    """Build and write the report of the finished runs of ``which`` ('local', 'reference' or 'both');
+    returns the folder written to (the reference folder for 'reference' alone, else yours)."""
+    local = results_root(out)
+    folders = {"reference": reference, "local": local}
+    chosen = SOURCES if which == "both" else (which,)
+    loaded = [load_runs(folders[source], source) for source in chosen]
+    for source, runs in zip(chosen, loaded):
+        console.print(f"{source} runs: {len(runs)} finished under {folders[source] / 'runs'}"
+                      + (" (the suite's committed records)" if source == "reference" else " (yours)"))
+    runs = pd.concat([r for r in loaded if not r.empty], ignore_index=True) if any(not r.empty for r in loaded) \
+        else pd.DataFrame()
     if runs.empty:
-        console.print(f"no finished runs under {root / 'runs'}; train one with python -m benchmark run")
-        return
-    published, missing = load_published(root / "reported.yaml")
+        console.print("no finished runs to report; train one with python -m benchmark run")
+        return None
+    target = reference if which == "reference" else local
+    published, missing = load_published(published_path)
     summary = with_published(summarise(runs), published, missing)
     terminal(summary, console)
-    write_text(out / "summary.csv", summary.to_csv(index=False, float_format="%.3f"))
-    write_text(out / "summary.md", markdown(summary))
-    images = plot(summary, published, out)
-    console.print(f"{len(runs)} runs; wrote {out / 'summary.csv'}, {out / 'summary.md'}, "
+    write_text(target / "summary.csv", summary.to_csv(index=False, float_format="%.3f"))
+    write_text(target / "summary.md", markdown(summary))
+    images = plot(summary, published, target)
+    console.print(f"{len(runs)} runs; wrote {target / 'summary.csv'}, {target / 'summary.md'}, "
                   + ", ".join(str(p) for p in images))
-
+    return target

@@ -8,7 +8,8 @@ names the one used.
 
 Two students S1, S2 and their mean teachers T1, T2 (same architecture; the students share the
 pretrained encoder, their heads are initialised independently). One step:
-1. EMA before the step: m_t = min(1 - 1/t, m_end); theta_Tk <- m_t theta_Tk + (1 - m_t) theta_Sk.
+1. EMA before the step (``before_step``: once per optimizer step, not per micro-batch):
+   m_t = min(1 - 1/t, m_end); theta_Tk <- m_t theta_Tk + (1 - m_t) theta_Sk.
 2. Views: labeled and weak unlabeled images get MMSeg's photometric distortion; the strong view gets
    one of {colour jitter, blur, equalise, solarise, grayscale} (0.2, 0.33, 0.07, 0.07, 0.33) and is
    CutMix-ed with the next image of the batch under a 3-box XOR mask.
@@ -37,10 +38,10 @@ from torchvision.transforms.v2 import functional as TF
 from benchmark.data.augment import (StrongAugment, grayscale, one_of, photometric_distortion, random_blur,
                                     xor_boxes)
 from benchmark.method import Batch, Context, Method, Step, register
+from benchmark.losses import mean_cross_entropy
 from benchmark.settings import setting
-from methods.common.ema import ema_update, frozen_copy
+from methods.common.ema import ema_momentum, ema_update, frozen_copy
 from methods.common.isda import ClassFeatureStats, augment_logits, cosine_strength, shift_table
-from methods.common.losses import mean_cross_entropy
 from methods.common.mixing import paste
 
 
@@ -90,7 +91,6 @@ class MKD(Method):
     summary = "two students + two EMA teachers, mutual distillation across branches with ISDA feature noise"
     paper = "Yuan et al., ACM MM 2023"
     fidelity = "follows the authors' released configuration (MKD.md)"
-    uses_mix = False
 
     @dataclass
     class Params:
@@ -168,12 +168,12 @@ class MKD(Method):
             keep = keep & (logits.detach().softmax(1).amax(1) >= self.params.selection_threshold)
         return target.masked_fill(~keep, self.ctx.ignore_index)
 
-    def update_teachers(self, step: Step) -> float:
-        """EMA of each student into its teacher, before the step: m_t = min(1 - 1/t, m_end), t from 1."""
-        momentum = min(1 - 1 / (step.iteration + 1), self.params.ema_end)
+    def before_step(self, step: Step) -> None:
+        """EMA of each student into its teacher, once per optimizer step before its forward passes:
+        m_t = min(1 - 1/t, m_end) with t from 1."""
+        momentum = ema_momentum(step.iteration, self.params.ema_end)
         ema_update(self.teacher1, self.student1, momentum)
         ema_update(self.teacher2, self.student2, momentum)
-        return momentum
 
     def views(self, batch: Batch, gen: torch.Generator) -> Views:
         """Distorted labeled images, weak and mixed strong unlabeled views, the mask and padding."""
@@ -217,13 +217,13 @@ class MKD(Method):
 
     def training_step(self, batch: Batch, step: Step) -> dict[str, Tensor | float]:
         p = self.params
-        momentum = self.update_teachers(step)
         out = self.distill(self.views(batch, step.generator), step)
         loss_st, loss_ss = self.mutual_losses(out)
         loss_sup1, loss_sup2 = out.supervised["student1"], out.supervised["student2"]
         loss = loss_sup1 + loss_sup2 + p.weight_st * loss_st + p.weight_ss * loss_ss
         return {"loss": loss, "loss_sup1": loss_sup1, "loss_sup2": loss_sup2, "loss_st": loss_st,
-                "loss_ss": loss_ss, "ema_momentum": momentum, "isda_strength": out.strength}
+                "loss_ss": loss_ss, "ema_momentum": ema_momentum(step.iteration, p.ema_end),
+                "isda_strength": out.strength}
 
     @staticmethod
     def mix_unlabeled(maps: Tensor, box: Tensor, n_labeled: int) -> Tensor:

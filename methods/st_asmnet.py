@@ -34,7 +34,7 @@ from benchmark.method import Batch, Context, Method, Step, register
 from benchmark.settings import setting
 from methods.common.attention import (attention_boxes, crop_resize, erase_region, joint_attention,
                                       normalised_attention, scale_boxes)
-from methods.common.ema import ema_update, frozen_copy
+from methods.common.ema import ema_momentum, ema_update, frozen_copy
 from methods.common.inference import eval_forward
 from methods.common.losses import kl_with_temperature, masked_cross_entropy
 
@@ -94,8 +94,8 @@ class STASMNet(Method):
 
     def after_step(self, step: Step) -> None:
         """theta' <- a theta' + (1 - a) theta with a = min(1 - 1/(t + 1), ema_max)."""
-        momentum = min(1 - 1 / (step.iteration + 1), self.params.ema_max)
-        ema_update(self.teacher, self.model, momentum, buffers=self.params.ema_buffers)
+        ema_update(self.teacher, self.model, ema_momentum(step.iteration, self.params.ema_max),
+                   buffers=self.params.ema_buffers)
 
     def ramp(self, iteration: int) -> float:
         """exp(-5 (1 - t / t_r)^2) up to t_r, then 1."""

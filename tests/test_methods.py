@@ -14,11 +14,11 @@ from benchmark import method as registry
 from benchmark.config import AugmentConfig
 from benchmark.data.augment import StrongAugment
 from benchmark.method import Batch, Context, Labeled, Step, Unlabeled
-from benchmark.trainer import Numerics, Stepper, build_method, build_optimizers
+from benchmark.step import Numerics, Stepper, build_method, build_optimizers
 from helpers import resolve_tiny
 from methods.common.ema import ema_update, frozen_copy
-from methods.common.losses import (CrossEntropy, OhemCrossEntropy, kl_with_temperature, masked_cross_entropy,
-                                   mean_cross_entropy)
+from benchmark.losses import CrossEntropy, OhemCrossEntropy, mean_cross_entropy
+from methods.common.losses import kl_with_temperature, masked_cross_entropy
 from methods.common.pseudo import Pseudo
 from methods.fixmatch import FixMatch
 from methods.unimatch import UniMatch
@@ -128,7 +128,7 @@ class PixelNet(nn.Module):
 
 def plain_context() -> Context:
     identity = AugmentConfig(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, cutmix_p=0.0)
-    return Context(num_classes=4, ignore_index=255, crop_size=8, total_iters=10, device=torch.device("cpu"),
+    return Context(num_classes=4, ignore_index=255,
                    build_model=PixelNet, supervised_loss=CrossEntropy(255), strong=StrongAugment(identity),
                    cutmix_boxes=lambda n, gen: torch.zeros(n, 8, 8, dtype=torch.bool))
 

@@ -13,8 +13,8 @@ from benchmark.records import RunPaths
 
 
 def fake_record(dataset: str, split: str, method: str, seed: int, last: float, best: float, labeled: int,
-                fraction: float, status: str = "finished", tag: str | None = None) -> None:
-    path = RunPaths.of(dataset, split, method, seed, tag).record
+                fraction: float, status: str = "finished", tag: str | None = None, root: Path | None = None) -> None:
+    path = RunPaths.of(dataset, split, method, seed, tag, root).record
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "status": status, "dataset": dataset, "split": split, "method": method, "tag": tag, "seed": seed,
@@ -43,14 +43,12 @@ def test_summary_mean_std_over_seeds_and_only_finished_runs(tmp_path: Path, monk
 
 def test_published_numbers_and_unavailable_cells(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("BENCHMARK_RESULTS", str(tmp_path))
-    (tmp_path / "reported.yaml").write_text(Path(report.__file__).parents[1].joinpath(
-        "results", "reported.yaml").read_text())
     fake_record("voc", "voc_92", "unimatch", 0, 0.70, 0.71, 92, 92 / 10582)
     fake_record("voc", "voc_92", "mkd", 0, 0.60, 0.61, 92, 92 / 10582)
     fake_record("voc", "voc_92", "speed", 0, 0.65, 0.66, 92, 92 / 10582)
     fake_record("demo", "demo_1_8", "fixmatch", 0, 0.30, 0.31, 256, 0.125)
     fake_record("demo", "demo_1_8", "mkd", 0, 0.20, 0.21, 256, 0.125)
-    report.main(None, Console(record=True, width=200))
+    report.main(Console(record=True, width=200), which="local")
     csv = (tmp_path / "summary.csv").read_text()
     assert "75.20 (resnet101)" in csv and "75.16 (unknown)" in csv
     assert "voc,voc_92,mkd" in csv and report.NOT_AVAILABLE in csv

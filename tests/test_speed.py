@@ -14,7 +14,7 @@ from benchmark.method import Batch, Context, Labeled, Step, Unlabeled
 from benchmark.models import build_model
 from benchmark.models.deeplab import SegOutput
 from methods.common.entropymix import EntropyMix, cell_scores, choose, compose_low, source_map
-from methods.common.losses import CrossEntropy
+from benchmark.losses import CrossEntropy
 from methods.common.relation import (logit_relation_loss, node_validity, node_weights, pixel_feature_loss,
                                      pixel_logit_loss, relation_kl)
 from methods.speed import Speed
@@ -84,7 +84,7 @@ class ChannelNet(nn.Module):
 
 def identity_context() -> Context:
     identity = AugmentConfig(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, cutmix_p=0.0)
-    return Context(num_classes=3, ignore_index=255, crop_size=(8, 8), total_iters=10, device=torch.device("cpu"),
+    return Context(num_classes=3, ignore_index=255,
                    build_model=ChannelNet, supervised_loss=CrossEntropy(255), strong=StrongAugment(identity),
                    cutmix_boxes=lambda n, gen: torch.zeros(n, 8, 8, dtype=torch.bool))
 

@@ -12,7 +12,7 @@ from benchmark.method import Batch, Context, Labeled, Step, Unlabeled
 from benchmark.models import build_model
 from methods.common.attention import (attention_boxes, channel_joint_attention, crop_resize, erase_region,
                                       joint_attention)
-from methods.common.losses import CrossEntropy
+from benchmark.losses import CrossEntropy
 from methods.st_asmnet import STASMNet, View
 
 
@@ -23,7 +23,7 @@ def context(backbone: str = "resnet18") -> Context:
         return build_model(ModelConfig(backbone=backbone, pretrained="none", head_channels=8, low_level_channels=4),
                            3)[0]
 
-    return Context(num_classes=3, ignore_index=255, crop_size=(32, 32), total_iters=100, device=torch.device("cpu"),
+    return Context(num_classes=3, ignore_index=255,
                    build_model=build, supervised_loss=CrossEntropy(255), strong=StrongAugment(identity),
                    cutmix_boxes=lambda n, gen: torch.zeros(n, 32, 32, dtype=torch.bool))
 

@@ -10,7 +10,7 @@ import torch
 
 from benchmark import cli
 from benchmark.records import RunPaths
-from benchmark.trainer import Stepper
+from benchmark.step import Stepper
 
 
 def run(*args: str) -> int:

@@ -16,19 +16,15 @@ from benchmark.data.splits import Split
 from benchmark.data.transforms import Geometry
 from benchmark.distributed import DistInfo
 from benchmark.errors import UserError
-from benchmark.method import Batch, Labeled, Unlabeled
+from benchmark.data.batch import Batch, Labeled, Unlabeled
 
 LABELED, UNLABELED, MIX = 0, 1, 2
 """Stream ids: the labeled stream, the unlabeled stream and the mix-source stream draw independently."""
 
 
-def reader(root: Path, samples: list, data: DataConfig) -> PairReader:
-    return PairReader(root, samples, data)
-
-
 def val_dataset(split: Split, root: Path, data: DataConfig) -> ValSet:
     """The split's val images at full size."""
-    return ValSet(reader(root, split.val, data))
+    return ValSet(PairReader(root, split.val, data))
 
 
 @dataclass
@@ -79,11 +75,11 @@ def train_streams(split: Split, root: Path, data: DataConfig, seed: int, dist: D
         raise UserError(f"split {split.name} has no unlabeled images, and this method needs them; use a "
                         "split with an unlabeled list, or --method supervised")
     geometry = Geometry(crop_hw(data), tuple(data.scale_range), data.ignore_index)
-    labeled = _loader(TrainSet(reader(root, split.labeled, data), geometry, True), data.batch_size, LABELED,
+    labeled = _loader(TrainSet(PairReader(root, split.labeled, data), geometry, True), data.batch_size, LABELED,
                       seed, dist, start_batch, data.workers, device)
     if not uses_unlabeled:
         return TrainStreams(labeled, None, None)
-    unlabeled_set = TrainSet(reader(root, split.unlabeled, data), geometry, False)
+    unlabeled_set = TrainSet(PairReader(root, split.unlabeled, data), geometry, False)
     unlabeled = _loader(unlabeled_set, data.unlabeled_batch_size, UNLABELED, seed, dist, start_batch,
                         data.workers, device)
     mix = (_loader(unlabeled_set, data.unlabeled_batch_size, MIX, seed, dist, start_batch, data.workers, device)

@@ -16,6 +16,12 @@ def frozen_copy(model: nn.Module) -> nn.Module:
     return teacher
 
 
+def ema_momentum(iteration: int, cap: float) -> float:
+    """The warm-up momentum min(1 - 1/(t + 1), cap) of the update at optimizer step t (from 0): 0 at the
+    first step (the teacher takes the student's weights), then rising to ``cap``."""
+    return min(1 - 1 / (iteration + 1), cap)
+
+
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, momentum: float, buffers: bool = False) -> None:
     """theta_T <- m theta_T + (1 - m) theta_S for every parameter (and float buffer when ``buffers``;

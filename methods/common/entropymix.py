@@ -85,8 +85,6 @@ class EntropyMixed:
     """N x H x W bool: True where the pixel comes from the partner image (U'), else from its own."""
     choice: Tensor
     """N x G*G index of the chosen view per cell."""
-    weak_logits: Tensor
-    """2N x C x H x W teacher logits of the weak views of (U, U'), for distillation targets."""
     weak_features: Tensor | None
     """2N x A x h x w teacher decoder features of the weak views when requested."""
     weak_logits_low: Tensor | None
@@ -132,7 +130,7 @@ class EntropyMix:
         partner = source >= 2
         own, other = Pseudo.from_logits(weak[:n], u.ignore), Pseudo.from_logits(weak[n:], mix.ignore)
         return EntropyMixed(image=gather_views(views, source), pseudo=own.paste(other, partner),
-                            partner=partner, choice=choice, weak_logits=weak,
+                            partner=partner, choice=choice,
                             weak_features=out.decoder[:2 * n] if features else None,
                             weak_logits_low=out.logits_low[:2 * n] if features else None)
 

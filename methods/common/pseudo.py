@@ -46,8 +46,3 @@ class Pseudo:
         valid = (~self.ignore).sum().clamp_min(1)
         return float(self.confident(threshold).sum() / valid)
 
-    @staticmethod
-    def cat(parts: list[Pseudo]) -> Pseudo:
-        """Concatenate along the batch."""
-        return Pseudo(torch.cat([p.label for p in parts]), torch.cat([p.conf for p in parts]),
-                      torch.cat([p.ignore for p in parts]))

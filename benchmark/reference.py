@@ -1,0 +1,47 @@
+"""The suite's reference records (``results/reference/``): finished runs copied there by ``promote``.
+
+A run never writes to the reference folder, so a user's command can neither overwrite nor resume a
+committed record. The maintainers train in their own results folder (resumable, with checkpoints) and
+promote what finished: the record, its metrics and its configuration, never the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from benchmark.atomic import write_atomic
+from benchmark.errors import UserError
+from benchmark.records import REFERENCE_ROOT, RunPaths, read_record
+
+COPIED = ("config.yaml", "metrics.jsonl", "record.json")
+"""What a reference run holds; record.json is written last, so that a half-copied run is never read as
+finished."""
+
+
+def promote(folders: list[Path], replace: bool = False, reference: Path = REFERENCE_ROOT) -> Iterator[str]:
+    """Copy each finished run folder into ``reference``; yields one line per run copied."""
+    for folder in folders:
+        record = read_record(folder / "record.json")
+        if record is None:
+            raise UserError(f"{folder} holds no readable record.json; name a run folder (…/<method>/seed<k>)")
+        if record.get("status") != "finished":
+            raise UserError(f"{folder} is not finished (status {record.get('status')!r}); finish it with the "
+                            "same run command first")
+        missing = [name for name in COPIED if not (folder / name).is_file()]
+        if missing:
+            raise UserError(f"{folder} lacks {', '.join(missing)}; rerun it to write them")
+        try:
+            target = RunPaths.of(record["dataset"], record["split"], record["method"], record["seed"],
+                                 record.get("tag"), reference).folder
+        except KeyError as error:
+            raise UserError(f"{folder / 'record.json'} lacks the field {error}; it is not a run record") from None
+        if target.resolve() == folder.resolve():
+            raise UserError(f"{folder} is already a reference run")
+        if (target / "record.json").exists() and not replace:
+            raise UserError(f"{target} exists; pass --replace to replace it")
+        for name in COPIED:
+            data = (folder / name).read_bytes()
+            write_atomic(target / name, lambda handle, data=data: handle.write(data))
+        dirty = " (made from a tree with uncommitted changes: no commit reproduces it)" if record.get("git_dirty") else ""
+        yield f"{folder} -> {target}{dirty}"

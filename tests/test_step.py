@@ -1,0 +1,125 @@
+"""The step contract: before_step and after_step run once per optimizer step whatever the number of
+micro-batches, a non-finite step applies neither an optimizer step nor a teacher update, and the harness
+never imports from its plug-ins."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from benchmark.method import Batch, Method, Step
+from benchmark.step import Numerics, Stepper, build_method, build_optimizers
+from helpers import resolve_tiny
+from methods.mkd import MKD
+from test_methods import fixed_batch
+
+CPU = torch.device("cpu")
+
+
+class Counting(Method):
+    """Supervised loss that counts the hooks the stepper calls."""
+
+    uses_unlabeled = False
+
+    @dataclass
+    class Params:
+        pass
+
+    def __init__(self, ctx, params) -> None:
+        super().__init__(ctx, params)
+        self.model = ctx.build_model()
+        self.calls: list[tuple[str, int]] = []
+
+    def before_step(self, step: Step) -> None:
+        self.calls.append(("before", step.iteration))
+
+    def training_step(self, batch: Batch, step: Step) -> dict:
+        self.calls.append(("micro", step.iteration))
+        return {"loss": self.ctx.supervised_loss(self.model(batch.labeled.image), batch.labeled.mask)}
+
+    def after_step(self, step: Step) -> None:
+        self.calls.append(("after", step.iteration))
+
+
+def stepper_for(cls: type[Method], accumulate: int, rollback: bool = False, **params: object) -> Stepper:
+    resolved = resolve_tiny(cls, method=params)
+    numerics = Numerics.resolve("off", "off", CPU)
+    method, _, _ = build_method(resolved, cls, CPU, numerics)
+    return Stepper(method, build_optimizers(method, resolved.run), method.trainable(), numerics, CPU, seed=0,
+                   total=100, accumulate=accumulate, rollback=rollback)
+
+
+def nan_batch() -> Batch:
+    batch = fixed_batch()
+    batch.labeled.image[0, 0, 0, 0] = float("nan")
+    return batch
+
+
+def test_hooks_run_once_per_optimizer_step_and_after_step_only_when_it_was_taken() -> None:
+    stepper = stepper_for(Counting, accumulate=3)
+    batch = fixed_batch()
+    _, finite = stepper(lambda device, channels_last: batch, 7)
+    assert finite
+    assert stepper.method.calls == [("before", 7), ("micro", 7), ("micro", 7), ("micro", 7), ("after", 7)]
+    stepper.method.calls.clear()
+    bad = nan_batch()
+    _, finite = stepper(lambda device, channels_last: bad, 8)
+    assert not finite
+    assert stepper.method.calls == [("before", 8), ("micro", 8), ("micro", 8), ("micro", 8)]
+
+
+def test_mkd_teachers_move_once_per_optimizer_step_with_accumulation() -> None:
+    stepper = stepper_for(MKD, accumulate=2, ema_end=0.6)
+    method = stepper.method
+    with torch.no_grad():  # students apart from their teachers, so that an update is visible
+        for p in method.student1.parameters():
+            p.add_(0.05)
+    teacher = [p.clone() for p in method.teacher1.parameters()]
+    student = [p.clone() for p in method.student1.parameters()]
+    batch = fixed_batch()
+    _, finite = stepper(lambda device, channels_last: batch, 5)  # m = min(1 - 1/6, 0.6) = 0.6
+    assert finite
+    for old_t, old_s, new_t in zip(teacher, student, method.teacher1.parameters()):
+        # one update at 0.6 before the micro-batches (two would give 0.36 * old_t + 0.64 * old_s)
+        assert torch.allclose(new_t, 0.6 * old_t + 0.4 * old_s, atol=1e-6)
+    moved = [not torch.equal(a, b) for a, b in zip(student, method.student1.parameters())]
+    assert any(moved)  # the optimizer step did happen, after the teacher update
+
+
+def test_a_skipped_step_leaves_every_tensor_of_the_method_as_it_was() -> None:
+    stepper = stepper_for(MKD, accumulate=2, rollback=True)
+    method = stepper.method
+    with torch.no_grad():
+        for p in method.student1.parameters():
+            p.add_(0.05)
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    bad = nan_batch()
+    _, finite = stepper(lambda device, channels_last: bad, 5)
+    assert not finite
+    after = method.state_dict()
+    changed = [k for k, v in before.items() if not torch.equal(v, after[k])]
+    assert changed == []  # teachers, students, BatchNorm statistics and MKD's feature statistics
+    assert all(not state for optimizer in stepper.optimizers.values() for state in optimizer.state.values())
+
+
+def test_without_rollback_a_skipped_step_still_takes_no_optimizer_step() -> None:
+    stepper = stepper_for(Counting, accumulate=1)
+    weights = [p.clone() for p in stepper.method.model.parameters()]
+    bad = nan_batch()
+    _, finite = stepper(lambda device, channels_last: bad, 0)
+    assert not finite
+    assert all(torch.equal(a, b) for a, b in zip(weights, stepper.method.model.parameters()))
+
+
+def test_the_harness_never_imports_from_the_methods_package() -> None:
+    package = Path(__file__).resolve().parents[1] / "benchmark"
+    offenders = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name}: {n}" for n in names if n == "methods" or n.startswith("methods.")]
+    assert offenders == []
