@@ -18,8 +18,9 @@ from benchmark.errors import UserError
 def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write`` on a temporary file in ``path``'s folder, fsync it, and rename it to ``path``.
 
-    An ``OSError`` (disk full, permissions) removes the temporary file and becomes a ``UserError``
-    that says the previous file is untouched.
+    A failed write (a full disk, permissions: an ``OSError``, also when a writer such as ``torch.save``
+    reports it as its own RuntimeError) removes the temporary file and becomes a ``UserError`` that says
+    the previous file is untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,14 +31,27 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as error:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        cause = _os_error(error)
+        if cause is None:
+            raise
         previous = "the previous version is intact" if path.exists() else "no previous version existed"
-        raise UserError(f"could not write {path}: {error.strerror or error}; {previous}. "
+        raise UserError(f"could not write {path}: {cause.strerror or cause}; {previous}. "
                         "Free disk space or fix permissions and run the same command again.") from error
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """The OSError behind ``error``: itself, or one it was raised from or while handling (torch.save
+    turns a failing file write into 'RuntimeError: [enforce fail ...] unexpected pos')."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def write_text(path: Path, text: str) -> None:

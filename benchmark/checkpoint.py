@@ -18,6 +18,7 @@ import torch
 from benchmark.atomic import write_atomic
 from benchmark.errors import UserError
 from benchmark.method import Method
+from benchmark.step import nonfinite_tensors
 
 FORMAT = 1
 
@@ -38,13 +39,20 @@ class Identity:
 
 def save(path: Path, identity: Identity, state: dict[str, Any], method: Method,
          optimizers: dict[str, torch.optim.Optimizer], wrapped_names: list[str]) -> None:
-    """Write the checkpoint atomically; networks wrapped in DDP are stored under their plain names."""
+    """Write the checkpoint atomically; networks wrapped in DDP are stored under their plain names. A state
+    holding a NaN or an infinity is never written: the last checkpoint stays the last good one."""
     networks = method.state_dict()
     for name in wrapped_names:
         networks = {k.replace(f"{name}.module.", f"{name}.", 1) if k.startswith(f"{name}.module.") else k: v
                     for k, v in networks.items()}
     payload = {"format": FORMAT, **identity.as_dict(), **state, "networks": networks,
                "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()}}
+    bad = nonfinite_tensors({"networks": networks, "optimizers": payload["optimizers"]})
+    if bad:
+        kept = f"the last good checkpoint ({path}) is kept" if path.exists() else "no checkpoint had been written yet"
+        raise UserError(f"after {state['iteration']} steps {len(bad)} tensor(s) of the run are not finite (e.g. "
+                        f"{', '.join(bad[:3])}), so no checkpoint was written and the run stopped; {kept}. Lower "
+                        "optim.lr, or set trainer.on_nonfinite=skip to skip the steps that make them so")
     write_atomic(path, lambda handle: torch.save(payload, handle))
 
 

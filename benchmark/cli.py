@@ -20,6 +20,7 @@ from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -62,36 +63,78 @@ def _check_split(split: splits.Split, root: Path) -> None:
                         f"{split.name}' reports every problem")
 
 
-def _set_aside(folder: Path) -> Path:
-    """Move a run folder out of the way (``--fresh``) instead of deleting it."""
+TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A variant's name: it becomes part of a folder name (``<method>+<tag>``)."""
+
+
+def _checked_tag(tag: str | None) -> str | None:
+    if tag is not None and not TAG.fullmatch(tag):
+        raise UserError(f"--tag {tag!r} is not a name: use letters, digits, '.', '_' and '-' (up to 64, starting "
+                        "with a letter or digit), e.g. --tag lr001")
+    return tag
+
+
+def _set_aside(folder: Path, keep: Path) -> Path:
+    """Move a run's files out of the way (``--fresh``) instead of deleting them; ``keep`` (the lock held
+    by this process) stays, so that no other process can start the run meanwhile."""
     target = folder.with_name(f"{folder.name}.replaced-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-    shutil.move(str(folder), str(target))
+    target.mkdir()
+    for entry in folder.iterdir():
+        if entry != keep:
+            shutil.move(str(entry), str(target / entry.name))
     return target
+
+
+def _flat(data: dict, prefix: str = "") -> dict[str, object]:
+    """A nested configuration as {'optim.lr': 0.05, ...}."""
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def _refuse_other_configuration(paths: RunPaths, resolved: config_module.Resolved, record: dict) -> None:
+    """A finished run answers 'already finished' only for its own configuration."""
+    if record.get("config_digest") in (None, resolved.digest()):
+        return
+    try:
+        before = _flat(yaml.safe_load(paths.config.read_text()) or {})
+    except (OSError, yaml.YAMLError):
+        before = {}
+    now = _flat(resolved.as_dict())
+    changed = [f"{k}: {before.get(k)!r} there, {now[k]!r} now" for k in now if k in before and before[k] != now[k]]
+    detail = f" ({'; '.join(changed[:4])})" if changed else ""
+    raise UserError(f"{paths.folder} finished with a different configuration{detail}; use --tag NAME to train this "
+                    "variant beside it, or --fresh to set the finished run aside and train again")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.trainer import Trainer
 
+    tag = _checked_tag(args.tag)
     dist = distributed.setup()
     try:
         method_cls = method_registry.get(args.method)
         split = splits.load(args.split)
         resolved = _resolve(args, method_cls, split)
-        paths = RunPaths.of(split.dataset, split.name, method_cls.name, resolved.run.seed, args.tag,
+        paths = RunPaths.of(split.dataset, split.name, method_cls.name, resolved.run.seed, tag,
                             writable_root(args.out))
-        record = read_record(paths.record)
-        if args.fresh and paths.folder.exists() and dist.is_main:
-            console.print(f"previous run moved to {_set_aside(paths.folder)}")
-        elif record and record.get("status") == "finished":
+        record = None if args.fresh else read_record(paths.record)
+        if record and record.get("status") == "finished":
+            _refuse_other_configuration(paths, resolved, record)
             if dist.is_main:
                 console.print(f"already finished: {paths.folder} (last mIoU {100 * record['last_miou']:.2f}, "
                               f"best {100 * record['best_miou']:.2f}); --fresh to train again")
             return 0
-        distributed.barrier()
-        root = roots.resolve(split.dataset, args.data_root, resolved.run.data.root)
-        _check_split(split, root)
-        lock = RunLock(paths.lock) if dist.is_main else None
-        with lock or _NoLock():
+        with RunLock(paths.lock) if dist.is_main else _NoLock():
+            if dist.is_main:
+                if args.fresh and any(entry != paths.lock for entry in paths.folder.iterdir()):
+                    console.print(f"previous run moved to {_set_aside(paths.folder, paths.lock)}")
+                for stale in paths.folder.glob(".*.tmp"):  # left by a process killed while writing
+                    stale.unlink()
+            distributed.barrier()
+            root = roots.resolve(split.dataset, args.data_root, resolved.run.data.root)
+            _check_split(split, root)
             trainer = Trainer(resolved, method_cls, split, root, paths, show_progress=not args.quiet)
             record = trainer.run()
     finally:
@@ -340,9 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def user_message(error: BaseException) -> str:
-    """The user's message of a UserError, also when it was raised inside a DataLoader worker."""
+    """The user's message of a UserError, also when it was raised inside a DataLoader worker (torch
+    re-raises it with the worker's traceback as its message; the message proper follows the last
+    ``<ClassName>: `` of that traceback)."""
     text = str(error)
-    marker = "UserError: "
+    marker = f"{type(error).__name__}: "
     if "Original Traceback" in text and marker in text:
         text = text.rsplit(marker, 1)[1].strip()
     return text

@@ -167,8 +167,13 @@ class Resolved:
         return {**to_dict(self.run), "method": to_dict(self.method_params)}
 
     def digest(self) -> str:
-        """A short hash of the configuration that decides the training (seed included)."""
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """A short hash of the configuration that decides the training (seed included).
+
+        ``trainer.on_nonfinite`` is hashed as its default: it changes nothing a run computes until a
+        non-finite step happens, so a stopped run can be resumed with ``skip`` as its message advises."""
+        data = self.as_dict()
+        data["trainer"] = {**data["trainer"], "on_nonfinite": "stop"}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -260,6 +265,13 @@ def check(run: RunConfig) -> None:
         problems.append("schedule.accumulate must be at least 1")
     if run.data.batch_size < 1 or run.data.unlabeled_batch_size < 1:
         problems.append("data.batch_size and data.unlabeled_batch_size must be at least 1")
+    if run.eval.batch_size < 1:
+        problems.append("eval.batch_size must be at least 1")
+    for key, value in (("data.workers", run.data.workers), ("schedule.checkpoint_every", run.schedule.checkpoint_every),
+                       ("trainer.threads", run.trainer.threads), ("eval.crop_size", run.eval.crop_size),
+                       ("eval.stride", run.eval.stride)):
+        if value < 0:
+            problems.append(f"{key} must not be negative")
     if min(crop_hw(run.data)) < 8:
         problems.append("data.crop_size must be at least 8 pixels")
     if run.data.class_names and len(run.data.class_names) != run.data.num_classes:

@@ -1,4 +1,9 @@
-"""The one exception type for mistakes a user can fix."""
+"""The exception types for mistakes a user can fix.
+
+Every one of them can be rebuilt from its message alone (``cls(message)``): torch's DataLoader re-raises
+a worker's exception that way, and an exception that cannot be rebuilt reaches the user as a
+RuntimeError with a traceback instead of its one-line message.
+"""
 
 
 class UserError(Exception):
@@ -12,7 +17,7 @@ class UserError(Exception):
 class DataError(UserError):
     """A problem with one data file; ``kind`` groups such problems in ``splits check`` reports."""
 
-    def __init__(self, kind: str, path: object, message: str) -> None:
+    def __init__(self, message: str, kind: str = "data error", path: object = "") -> None:
         super().__init__(message)
         self.kind = kind
         self.path = str(path)

@@ -53,6 +53,11 @@ def writable_root(out: str | Path | None = None) -> Path:
     if root.resolve() == reference or reference in root.resolve().parents:
         raise UserError(f"{root} is inside {REFERENCE_ROOT}, the suite's committed reference records, which no "
                         f"run writes; choose another --out (or BENCHMARK_RESULTS), e.g. the default {LOCAL_ROOT}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot use {root} as the results folder ({error.strerror or error}); choose another "
+                        "--out (or BENCHMARK_RESULTS)") from None
     return root
 
 

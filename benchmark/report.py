@@ -10,6 +10,7 @@ number of seeds and the labeled count of every split. Outputs: a terminal table 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,27 +24,48 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmark.atomic import write_atomic, write_text
-from benchmark.records import PUBLISHED, REFERENCE_ROOT, method_label, read_record, results_root
+from benchmark.records import PUBLISHED, REFERENCE_ROOT, method_label, results_root
 
 NOT_AVAILABLE = "not published / not available"
 SOURCES = ("reference", "local")
 """Where runs come from: the suite's committed records, or the user's results folder."""
 
 
-def load_runs(root: Path, source: str = "local") -> pd.DataFrame:
-    """One row per finished run under ``root/runs``, marked with ``source``."""
-    rows = []
+REQUIRED = ("dataset", "split", "method", "seed", "labeled", "labeled_fraction", "last_miou", "best_miou")
+"""Fields a finished record needs to be reported."""
+
+
+def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str]]:
+    """One row per finished run under ``root/runs``, marked with ``source``, and the record files that
+    were skipped as unreadable or incomplete (each with the reason). Unfinished runs are left out."""
+    rows, skipped = [], []
     for path in sorted((root / "runs").glob("**/record.json")):
-        record = read_record(path)
-        if not record or record.get("status") != "finished":
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            skipped.append(f"{path} (not readable JSON: {type(error).__name__})")
+            continue
+        if not isinstance(record, dict):
+            skipped.append(f"{path} (not a JSON object)")
+            continue
+        if record.get("status") != "finished":
+            continue
+        missing = [key for key in REQUIRED if record.get(key) is None]
+        if missing:
+            skipped.append(f"{path} (lacks {', '.join(missing)})")
+            continue
+        try:
+            scores = 100 * float(record["last_miou"]), 100 * float(record["best_miou"])
+        except (TypeError, ValueError):
+            skipped.append(f"{path} (last_miou or best_miou is not a number)")
             continue
         rows.append({"source": source, "dataset": record["dataset"], "split": record["split"],
                      "method": method_label(record["method"], record.get("tag")), "seed": record["seed"],
                      "labeled": record["labeled"], "fraction": record["labeled_fraction"],
-                     "last": 100 * record["last_miou"], "best": 100 * record["best_miou"],
-                     "seconds": record["train_seconds"], "memory_mb": record["peak_memory_mb"],
-                     "backbone": (record.get("weights") or {}).get("source", ""), "preset": record["preset"]})
-    return pd.DataFrame(rows)
+                     "last": scores[0], "best": scores[1], "seconds": record.get("train_seconds"),
+                     "memory_mb": record.get("peak_memory_mb"),
+                     "backbone": (record.get("weights") or {}).get("source", ""), "preset": record.get("preset")})
+    return pd.DataFrame(rows), skipped
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
@@ -182,10 +204,15 @@ def main(console: Console, out: str | Path | None = None, which: str = "both", r
     local = results_root(out)
     folders = {"reference": reference, "local": local}
     chosen = SOURCES if which == "both" else (which,)
-    loaded = [load_runs(folders[source], source) for source in chosen]
-    for source, runs in zip(chosen, loaded):
+    loaded = []
+    for source in chosen:
+        runs, skipped = load_runs(folders[source], source)
+        loaded.append(runs)
         console.print(f"{source} runs: {len(runs)} finished under {folders[source] / 'runs'}"
-                      + (" (the suite's committed records)" if source == "reference" else " (yours)"))
+                      + (" (the suite's committed records)" if source == "reference" else " (yours)"),
+                      highlight=False, soft_wrap=True)
+        for line in skipped:
+            console.print(f"  skipped {line}", highlight=False, soft_wrap=True)
     runs = pd.concat([r for r in loaded if not r.empty], ignore_index=True) if any(not r.empty for r in loaded) \
         else pd.DataFrame()
     if runs.empty:

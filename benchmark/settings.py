@@ -150,6 +150,11 @@ def coerce(value: Any, kind: Any, name: str) -> Any:
     if kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 and 1.0e12 as strings; Python reads them as numbers
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise UserError(f"{name} must be a number, got {value!r}")
     if kind is str:
         if isinstance(value, str):

@@ -9,6 +9,7 @@ Determinism: every random draw of micro-batch ``k`` of step ``t`` is a function 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import random
 from collections.abc import Callable
@@ -140,9 +141,11 @@ class Stepper:
     backward passes, the optimizer steps, and ``after_step``.
 
     A step whose loss is not finite takes no optimizer step and calls no ``after_step``. With
-    ``rollback`` it also leaves the method's state exactly as before the step (``before_step``'s teacher
-    updates and BatchNorm statistics included), at the cost of a copy of that state every step; without
-    it the caller must discard the method after a non-finite step (the trainer stops the run).
+    ``rollback`` a step also counts as non-finite when it leaves any tensor of the method non-finite
+    (a BatchNorm variance can overflow under a finite loss), and a non-finite step leaves the method's
+    state exactly as before it (``before_step``'s teacher updates and BatchNorm statistics included), at
+    the cost of a copy of that state every step; without it the caller must discard the method after a
+    non-finite step (the trainer stops the run).
     """
 
     def __init__(self, method: Method, optimizers: dict[str, torch.optim.Optimizer], wrapped: dict[str, nn.Module],
@@ -158,8 +161,8 @@ class Stepper:
     def __call__(self, next_batch: Callable[[torch.device, bool], Batch],
                  iteration: int) -> tuple[dict[str, float], bool]:
         """Run step ``iteration``; returns the logged values (averaged over micro-batches) and whether
-        the loss was finite."""
-        saved = {k: v.clone() for k, v in self.method.state_dict().items()} if self.rollback else None
+        the step was finite (and so taken)."""
+        saved = self._snapshot() if self.rollback else None
         totals: dict[str, float] = {}
         for micro in range(self.accumulate):
             generator = seed_step(self.seed, iteration * self.accumulate + micro, self.rank, self.device)
@@ -186,9 +189,35 @@ class Stepper:
             optimizer.zero_grad(set_to_none=True)
         if finite:
             self.method.after_step(step)
-        elif saved is not None:
-            self.method.load_state_dict(saved)
+        if saved is not None and finite and nonfinite_tensors(self.method.state_dict()):
+            finite = False
+        if saved is not None and not finite:
+            self._restore(saved)
         return totals, finite
+
+    def _snapshot(self) -> dict[str, Any]:
+        """A copy of every tensor of the method and of every optimizer's state."""
+        return {"method": {k: v.clone() for k, v in self.method.state_dict().items()},
+                "optimizers": {k: copy.deepcopy(o.state_dict()) for k, o in self.optimizers.items()}}
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.method.load_state_dict(saved["method"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(saved["optimizers"][name])
+
+
+def nonfinite_tensors(tensors: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors in ``tensors`` (nested dicts and lists searched) holding a NaN
+    or an infinity."""
+    found = []
+    for name, value in tensors.items():
+        if isinstance(value, dict):
+            found += [f"{name}.{inner}" for inner in nonfinite_tensors(value)]
+        elif isinstance(value, (list, tuple)):
+            found += [f"{name}.{inner}" for inner in nonfinite_tensors(dict(enumerate(value)))]
+        elif isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            found.append(str(name))
+    return found
 
 
 def _as_floats(out: dict[str, Any]) -> dict[str, float]:

@@ -31,8 +31,9 @@ def test_summary_mean_std_over_seeds_and_only_finished_runs(tmp_path: Path, monk
     half_written = RunPaths.of("voc", "voc_92", "mkd", 1, None).record
     fake_record("voc", "voc_92", "mkd", 1, 0.10, 0.10, 92, 92 / 10582)
     half_written.write_text(half_written.read_text()[:40])
-    runs = report.load_runs(tmp_path)
+    runs, skipped = report.load_runs(tmp_path)
     assert len(runs) == 4  # the running record and the half-written one are left out
+    assert skipped == [f"{half_written} (not readable JSON: JSONDecodeError)"]
     summary = report.summarise(runs).set_index("method")
     assert summary.loc["unimatch", "seeds"] == 3
     assert math.isclose(summary.loc["unimatch", "last_mean"], 52.0)

@@ -56,11 +56,11 @@ class PairReader:
             picture.load()
             return picture
         except FileNotFoundError:
-            raise DataError("missing file", path, f"{path} does not exist (listed in the split); check "
-                            "--data-root or run 'python -m benchmark splits check'") from None
+            raise DataError(f"{path} does not exist (listed in the split); check --data-root or run "
+                            "'python -m benchmark splits check'", "missing file", path) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise DataError("unreadable image", path, f"{path} is not a readable image ({error}); replace "
-                            "the file or remove its line from the split") from None
+            raise DataError(f"{path} is not a readable image ({error}); replace the file or remove its line "
+                            "from the split", "unreadable image", path) from None
 
     def image(self, index: int) -> np.ndarray:
         """H x W x 3 uint8 RGB image of sample ``index``."""
@@ -70,8 +70,8 @@ class PairReader:
         """H x W int64 label mask of sample ``index``, with the data set's label map applied."""
         relative = self.samples[index][1]
         if relative is None:
-            raise DataError("no mask", self.samples[index][0],
-                            f"sample {self.samples[index][0]} has no mask but is used as labeled")
+            raise DataError(f"sample {self.samples[index][0]} has no mask but is used as labeled", "no mask",
+                            self.samples[index][0])
         path, table = self.root / relative, self.table
         if not path.is_file():
             variant = mask_variant(self.dataset, self.root, relative)
@@ -79,19 +79,19 @@ class PairReader:
                 path, table = variant[0], self.table if variant[1] is None else variant[1]
         picture = self._open(path)
         if picture.mode not in ("L", "P", "I", "I;16"):
-            raise DataError("mask not single-channel", path, f"{path} has mode {picture.mode}: a mask must be "
-                            "a single-channel (grayscale or palette) PNG of class ids")
+            raise DataError(f"{path} has mode {picture.mode}: a mask must be a single-channel (grayscale or "
+                            "palette) PNG of class ids", "mask not single-channel", path)
         raw = np.asarray(picture).astype(np.int64)
         if raw.max(initial=0) > 255 or raw.min(initial=0) < 0:
-            raise DataError("mask values out of range", path,
-                            f"{path} holds values outside 0..255; masks are 8-bit class ids")
+            raise DataError(f"{path} holds values outside 0..255; masks are 8-bit class ids",
+                            "mask values out of range", path)
         mask = table[raw]
         bad = (mask >= self.num_classes) & (mask != self.ignore_index)
         if bad.any():
             values = sorted(set(np.unique(raw[bad]).tolist()))
-            raise DataError("mask values out of range", path,
-                            f"{path} holds mask values {values[:10]} outside the {self.num_classes} classes and "
-                            f"the ignore value {self.ignore_index}; fix data.num_classes or data.label_map")
+            raise DataError(f"{path} holds mask values {values[:10]} outside the {self.num_classes} classes and "
+                            f"the ignore value {self.ignore_index}; fix data.num_classes or data.label_map",
+                            "mask values out of range", path)
         return mask
 
     def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,8 +99,8 @@ class PairReader:
         image, mask = self.image(index), self.mask(index)
         if image.shape[:2] != mask.shape:
             path = self.root / self.samples[index][0]
-            raise DataError("image and mask sizes differ", path, f"{path} is {image.shape[1]}x{image.shape[0]} "
-                            f"but its mask {self.samples[index][1]} is {mask.shape[1]}x{mask.shape[0]}")
+            raise DataError(f"{path} is {image.shape[1]}x{image.shape[0]} but its mask {self.samples[index][1]} "
+                            f"is {mask.shape[1]}x{mask.shape[0]}", "image and mask sizes differ", path)
         return image, mask
 
 

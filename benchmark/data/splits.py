@@ -166,9 +166,12 @@ def load(name: str) -> Split:
         raise UserError(f"{folder / 'labeled.txt'} is empty: a split needs at least one labeled image")
     if not val:
         raise UserError(f"{val_path} is empty")
-    entry = read_manifest(dataset).get("splits", {}).get(name, {})
+    manifest = read_manifest(dataset)
+    entry = manifest.get("splits", {}).get(name, {})
     split = Split(name, dataset, folder, labeled, unlabeled, val, entry.get("provenance", {}))
-    stored = entry.get("sha256", {})
+    stored = dict(entry.get("sha256", {}))
+    if "sha256" in manifest.get("val", {}):
+        stored["val.txt"] = manifest["val"]["sha256"]
     for file, digest in split.checksums().items():
         if file in stored and stored[file] != digest:
             raise UserError(f"{split.files()[file]} differs from the version recorded in "

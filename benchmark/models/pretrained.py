@@ -62,9 +62,12 @@ def _state_dict(path: Path) -> dict[str, torch.Tensor]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"pretrained weights file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"pretrained weights {path} is a folder; pass the weights file itself") from None
     except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to replace
-        raise UserError(f"cannot read pretrained weights {path}: {error}. "
-                        "Pass a state_dict saved with torch.save.") from None
+        # torch's own message may advise weights_only=False, which would run code from the file: never pass it on
+        raise UserError(f"{path} is not a weights file this suite can read ({type(error).__name__}): pass a "
+                        "state_dict of tensors saved with torch.save (e.g. torchvision's ImageNet weights)") from None
     for key in ("state_dict", "model"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]
