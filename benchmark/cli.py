@@ -6,7 +6,7 @@ report   tables (terminal, CSV, Markdown) and plots of your finished runs beside
 promote  copy finished runs of yours into the suite's reference records (results/reference/)
 methods  the registered methods
 splits   list, make, import and check split files
-bench    time one training step of each method side by side
+bench    what a training step of each method costs, where its time goes, against its network calls
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from benchmark import config as config_module
 from benchmark import distributed, method as method_registry
 from benchmark.data import check, layouts, roots, splits
 from benchmark.errors import UserError
-from benchmark.records import RunLock, RunPaths, read_record, writable_root
+from benchmark.records import RunLock, RunPaths, read_record, results_root, writable_root
 from benchmark.settings import describe
 
 console = Console()
@@ -284,7 +284,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from benchmark import bench
 
-    bench.main(args.methods.split(","), args.preset, args.steps, args.set, console, args.vary)
+    methods = list(method_registry.available()) if args.methods == "all" else args.methods.split(",")
+    data = None
+    if args.split:
+        split = splits.load(args.split)
+        run = config_module.resolve(args.preset, overrides=args.set).run
+        if run.data.dataset != split.dataset:
+            raise UserError(f"--split {split.name} belongs to {split.dataset!r} but preset {args.preset!r} is for "
+                            f"{run.data.dataset!r}")
+        root = roots.resolve(split.dataset, args.data_root, run.data.root)
+        data = bench.DataBench(split, root, args.preset, args.set, console)
+    bench.main(methods, args.preset, args.steps, args.set, console, args.vary,
+               save=results_root(args.out) / "bench", data=data)
     return 0
 
 
@@ -371,13 +382,17 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--quick", action="store_true", help="only lists and file presence, no decoding")
     chk.set_defaults(func=cmd_splits_check)
 
-    bench = commands.add_parser("bench", help="time one training step of each method, side by side")
-    bench.add_argument("--methods", default="supervised,fixmatch,unimatch")
+    bench = commands.add_parser("bench", help="what a training step of each method costs and where its time goes")
+    bench.add_argument("--methods", default="all", help="comma-separated method names (default: all registered)")
     bench.add_argument("--preset", default="demo")
     bench.add_argument("--steps", type=int, default=10, help="timed steps per method (after 2 warm-up steps)")
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     bench.add_argument("--vary", metavar="KEY=V1,V2", help="also compare values of one setting, "
-                       "e.g. trainer.channels_last=on,off")
+                       "e.g. trainer.channels_last=on,off or data.crop_size=64,96,128")
+    bench.add_argument("--split", help="also measure the loader and the evaluation on this split's data")
+    bench.add_argument("--data-root", help="data root of --split (else BENCHMARK_<DATASET>_ROOT)")
+    bench.add_argument("--out", metavar="DIR", help="results folder; the JSON goes to DIR/bench/ (default: "
+                       "$BENCHMARK_RESULTS, else results/local/)")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -157,6 +157,8 @@ class Stepper:
         self.channels_last = numerics.channels_last
         self.autocast = numerics.autocast(device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=numerics.amp == "fp16")
+        self.phase: Callable[[str], contextlib.AbstractContextManager] = _untimed
+        """Wraps each phase of a step ('hooks', 'data', 'step', 'backward', 'optimizer'): ``bench`` times them."""
 
     def __call__(self, next_batch: Callable[[torch.device, bool], Batch],
                  iteration: int) -> tuple[dict[str, float], bool]:
@@ -168,27 +170,32 @@ class Stepper:
             generator = seed_step(self.seed, iteration * self.accumulate + micro, self.rank, self.device)
             step = Step(iteration, self.total, generator)
             if micro == 0:
-                self.method.before_step(step)
-            batch = next_batch(self.device, self.channels_last)
+                with self.phase("hooks"):
+                    self.method.before_step(step)
+            with self.phase("data"):
+                batch = next_batch(self.device, self.channels_last)
             with contextlib.ExitStack() as stack:
                 if micro < self.accumulate - 1:
                     for model in self.wrapped.values():
                         if isinstance(model, DistributedDataParallel):
                             stack.enter_context(model.no_sync())
-                with self.autocast():
+                with self.phase("step"), self.autocast():
                     out = self.method.training_step(batch, step)
-                self.scaler.scale(out["loss"] / self.accumulate).backward()
+                with self.phase("backward"):
+                    self.scaler.scale(out["loss"] / self.accumulate).backward()
             for key, value in _as_floats(out).items():
                 totals[key] = totals.get(key, 0.0) + value / self.accumulate
         finite = math.isfinite(totals["loss"])
-        if finite:
+        with self.phase("optimizer"):
+            if finite:
+                for optimizer in self.optimizers.values():
+                    self.scaler.step(optimizer)
+                self.scaler.update()
             for optimizer in self.optimizers.values():
-                self.scaler.step(optimizer)
-            self.scaler.update()
-        for optimizer in self.optimizers.values():
-            optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad(set_to_none=True)
         if finite:
-            self.method.after_step(step)
+            with self.phase("hooks"):
+                self.method.after_step(step)
         if saved is not None and finite and nonfinite_tensors(self.method.state_dict()):
             finite = False
         if saved is not None and not finite:
@@ -218,6 +225,10 @@ def nonfinite_tensors(tensors: dict[str, Any]) -> list[str]:
         elif isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
             found.append(str(name))
     return found
+
+
+def _untimed(name: str) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
 
 
 def _as_floats(out: dict[str, Any]) -> dict[str, float]:

@@ -1,0 +1,79 @@
+"""``bench``: the bookkeeping (the parts add up to the step, the floor replays the step's network calls),
+the loader and evaluation measurements, and the JSON it writes. No timing is asserted beyond consistency."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from rich.console import Console
+
+from benchmark import bench, cli
+from benchmark.data import splits
+
+TINY = ["data.crop_size=48", "data.batch_size=4", "data.unlabeled_batch_size=4", "model.head_channels=16",
+        "model.low_level_channels=8", "eval.batch_size=8", "data.workers=0"]
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("bench")
+    return bench.main(["supervised", "fixmatch", "mkd"], "demo", 3, TINY, Console(record=True, width=250),
+                      save=folder)
+
+
+def test_the_parts_add_up_to_the_step_within_five_percent(measured) -> None:
+    for summary in measured["methods"]:
+        parts = summary["parts_ms"]
+        assert set(parts) == set(bench.PHASES) and all(v >= 0 for v in parts.values())
+        assert sum(parts.values()) == pytest.approx(summary["step_ms"], rel=0.05), summary["label"]
+        named = sum(v for k, v in parts.items() if k != "other")
+        assert named >= 0.9 * summary["step_ms"], summary  # 'other' is logging, not a hiding place
+        assert parts["forward"] > 0 and parts["backward"] > 0
+
+
+def test_the_floor_replays_the_network_calls_of_the_step(measured) -> None:
+    by_method = {s["method"]: s for s in measured["methods"]}
+    assert by_method["supervised"]["network_calls"] == 1
+    assert by_method["mkd"]["network_calls"] == 4  # two teachers without gradient, two students with
+    for summary in measured["methods"]:
+        assert 0 < summary["floor_ms"] and summary["overhead"] == pytest.approx(summary["step_ms"] / summary["floor_ms"])
+        assert summary["images_per_second"] == pytest.approx(1000 * summary["images_per_step"] / summary["step_ms"])
+    assert by_method["supervised"]["images_per_step"] == 4 and by_method["fixmatch"]["images_per_step"] == 12
+    assert all(s["step_memory_mb"] is None or s["step_memory_mb"] >= 0 for s in measured["methods"])
+
+
+def test_mkd_calls_are_recorded_with_their_modes() -> None:
+    candidate = bench._candidate("mkd", "demo", [*TINY, "trainer.channels_last=on"], "mkd")
+    bench._timed_step(candidate, 0)
+    calls = candidate.calls
+    assert [c.grad for c in calls] == [False, False, True, True]
+    assert all(c.training and c.shape == (8, 3, 48, 48) and c.kwargs == {"features": True} for c in calls)
+    assert all(p.grad is None for p in candidate.stepper.method.parameters())
+    before = [p.clone() for p in candidate.stepper.method.student1.parameters()]
+    bench.replay(calls, torch.device("cpu"), candidate.stepper.autocast)
+    assert all(torch.equal(a, b) for a, b in zip(before, candidate.stepper.method.student1.parameters()))
+    assert all(p.grad is None for p in candidate.stepper.method.parameters())  # the replay leaves no gradient
+
+
+def test_the_json_names_the_device_versions_commit_and_numerics(measured, tmp_path) -> None:
+    for key in ("device", "torch", "git_commit", "numerics", "methods", "preset"):
+        assert key in measured
+    assert measured["numerics"]["supervised"] == {"amp": "off", "channels_last": True}
+
+
+def test_bench_with_a_split_measures_the_loader_and_the_evaluation(env, tmp_path, capsys) -> None:
+    assert cli.main(["bench", "--methods", "supervised", "--steps", "1", "--split", "demo_1_4", "--out",
+                     str(tmp_path), *[arg for item in TINY for arg in ("--set", item)]]) == 0
+    written = list((tmp_path / "bench").glob("bench-demo-*.json"))
+    assert len(written) == 1
+    result = json.loads(written[0].read_text())
+    assert result["loader"]["images_per_second"] > 0 and result["loader"]["images_per_batch"] == 12
+    assert set(result["evaluation"]["modes"]) == {"original", "center_crop", "sliding_window"}
+    assert 0 < result["evaluation"]["modes"]["original"]["forward_share"] <= 1
+    assert result["evaluation"]["sliding_window_over_forwards"] >= 1
+    assert result["methods"][0]["loader_ratio"] > 0
+    out = capsys.readouterr().out
+    assert "the loader alone" in out and "sliding window" in out
+    assert splits.load("demo_1_4")  # the split is untouched
