@@ -276,9 +276,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from benchmark import sweep
 
     seeds = [int(s) for s in re.split(r"[,\s]+", args.seeds.strip()) if s]
-    extra = ["--out", args.out] if args.out else []
-    return sweep.run(args.methods.split(","), args.splits.split(","), seeds, [*extra, *args.passthrough], console,
-                     print_only=args.print)
+    passthrough = args.passthrough[1:] if args.passthrough[:1] == ["--"] else args.passthrough
+    extra = [*passthrough, *(["--out", args.out] if args.out else [])]
+    return sweep.run(args.methods.split(","), args.splits.split(","), seeds, extra, console, print_only=args.print)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

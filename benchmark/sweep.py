@@ -15,10 +15,10 @@ from rich.console import Console
 
 
 def commands(methods: list[str], splits: list[str], seeds: list[int], extra: list[str]) -> list[list[str]]:
-    """The ``run`` command of every combination, splits outermost and seeds innermost."""
-    passthrough = extra[1:] if extra[:1] == ["--"] else extra
+    """The ``run`` command of every combination (``extra`` appended to each), splits outermost and seeds
+    innermost."""
     return [[sys.executable, "-m", "benchmark", "run", "--method", method, "--split", split, "--seed", str(seed),
-             *passthrough] for split in splits for method in methods for seed in seeds]
+             *extra] for split in splits for method in methods for seed in seeds]
 
 
 def run(methods: list[str], splits: list[str], seeds: list[int], extra: list[str], console: Console,

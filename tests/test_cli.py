@@ -36,3 +36,14 @@ def test_splits_make_writes_nested_splits_with_a_manifest(env, tiny_root, capsys
     assert len(small.labeled) == 4 and len(large.labeled) == 16 and len(small.unlabeled) == 28
     assert set(small.labeled) < set(large.labeled)
     assert small.provenance["seed"] == 3 and small.provenance["ratio"] == "1/8"
+
+
+def test_sweep_passes_its_options_and_the_results_folder_to_every_run(capsys, tmp_path) -> None:
+    assert cli.main(["sweep", "--methods", "supervised,fixmatch", "--splits", "demo_1_8", "--seeds", "0,1",
+                     "--print", "--out", str(tmp_path), "--", "--set", "schedule.iters=5"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 4
+    for line in lines:
+        assert line.endswith(f"--set schedule.iters=5 --out {tmp_path}") and " -- " not in line
+    args = cli.build_parser().parse_args(lines[0].split()[3:])
+    assert args.out == str(tmp_path) and args.set == ["schedule.iters=5"] and args.method == "supervised"
