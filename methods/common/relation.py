@@ -42,14 +42,14 @@ def relation(vectors: Tensor, valid: Tensor, tau: float) -> Tensor:
     cos(v_i, v_j) / tau, invalid columns excluded."""
     v = F.normalize(vectors.flatten(2), dim=1)  # B x C x N
     similarity = torch.bmm(v.transpose(1, 2), v) / tau
-    similarity = similarity.masked_fill(~valid.unsqueeze(1), float("-inf"))
+    similarity.masked_fill_(~valid.unsqueeze(1), float("-inf"))  # in place: the division's output is ours
     return similarity.log_softmax(-1)
 
 
 def relation_kl(student: Tensor, teacher: Tensor, valid: Tensor, weights: Tensor, tau: float) -> Tensor:
     """Weighted mean over rows of KL(A_teacher || A_student), averaged over the images with valid nodes."""
     log_s, log_t = relation(student, valid, tau), relation(teacher, valid, tau)
-    kl = torch.where(valid.unsqueeze(1), log_t.exp() * (log_t - log_s), torch.zeros_like(log_s)).sum(-1)
+    kl = torch.where(valid.unsqueeze(1), log_t.exp() * (log_t - log_s), 0.0).sum(-1)
     return weighted_node_mean(kl, weights, valid)
 
 
