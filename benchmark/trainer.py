@@ -12,11 +12,13 @@ exactly.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,8 @@ class RunState:
     best: dict[str, Any] | None = None
     """The best evaluation so far: mIoU, iteration, per-class IoU."""
     train_seconds: float = 0.0
+    data_seconds: float = 0.0
+    """Part of ``train_seconds`` spent waiting for the loaders (the next batch on the device)."""
     wall_seconds: float = 0.0
     skipped_steps: int = 0
     """Non-finite steps skipped (``trainer.on_nonfinite=skip``)."""
@@ -70,6 +74,19 @@ class RunState:
     def from_checkpoint(cls, payload: dict[str, Any]) -> RunState:
         """The state stored at the top level of a checkpoint payload."""
         return cls(**{f.name: payload[f.name] for f in dataclasses.fields(cls) if f.name in payload})
+
+
+@contextlib.contextmanager
+def _data_wait(state: RunState, phase: str) -> Iterator[None]:
+    """The Stepper's phase clock in training: only the wait for the next batch is timed."""
+    if phase != "data":
+        yield
+        return
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        state.data_seconds += time.perf_counter() - start
 
 
 class Trainer:
@@ -128,6 +145,7 @@ class Trainer:
                               self.numerics.autocast(self.device), self.numerics.channels_last)
         stepper = Stepper(method, optimizers, wrapped, self.numerics, self.device, cfg.seed, cfg.schedule.iters,
                           accumulate, self.dist.rank, rollback=cfg.trainer.on_nonfinite == "skip")
+        stepper.phase = partial(_data_wait, state)
         total = cfg.schedule.iters
         progress = Progress(total, state.iteration, f"{self.method_cls.name} {self.split.name} seed {cfg.seed}",
                             bar=self.show_progress, notes=self.dist.is_main)
@@ -232,6 +250,7 @@ class Trainer:
             "best_iou": best["iou"] if best else None, "class_names": cfg.data.class_names,
             "eval": self.protocol.as_dict(),
             "train_seconds": round(seconds, 2), "wall_seconds": round(state.wall_seconds, 2),
+            "data_wait_share": round(state.data_seconds / seconds, 4) if seconds else None,
             "images_per_second": round(steps * per_step * cfg.schedule.accumulate / seconds, 2) if seconds else None,
             "peak_memory_mb": round(peak_memory_mb(self.device), 1),
             "world_size": self.dist.world, "global_batch": {"labeled": cfg.data.batch_size,

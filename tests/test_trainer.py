@@ -32,6 +32,7 @@ def test_a_run_writes_config_metrics_record_and_checkpoint(env, tiny_config) -> 
     assert rec["method_params"] == {"threshold": 0.95}
     assert rec["weights"]["source"] == "file" and len(rec["weights"]["sha256"]) == 64
     assert rec["split_sha256"] and rec["torch"] == torch.__version__ and rec["device"] == "cpu"
+    assert 0 < rec["data_wait_share"] < 1  # workers=0: the loading happens in the wait
     lines = [json.loads(line) for line in paths.metrics.read_text().splitlines()]
     assert [line["iteration"] for line in lines] == [2, 4]
     assert set(lines[0]["losses"]) == {"loss", "loss_x", "loss_u", "mask_ratio"}
