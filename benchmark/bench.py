@@ -25,7 +25,7 @@ Everything is printed and written as JSON (device, versions, commit, numerics).
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -451,9 +451,10 @@ class DataBench:
         timed = _TimedNetwork(network, device)
         val = val_dataset(self.split, self.root, cfg.data)
         subset = Subset(val, range(min(self.images, len(val))))
+        protocols = {mode: Protocol.from_config(dataclasses.replace(cfg.eval, mode=mode), crop_hw(cfg.data))
+                     for mode in ("original", "center_crop", "sliding_window")}
         modes = {}
-        for mode in ("original", "center_crop", "sliding_window"):
-            protocol = Protocol.from_config(config_module.EvalConfig(mode=mode), crop_hw(cfg.data))
+        for mode, protocol in protocols.items():
             evaluator = Evaluator(subset, protocol, cfg.data.num_classes, cfg.data.ignore_index, device,
                                   cfg.eval.batch_size, min(cfg.data.workers, 2), numerics.autocast(device),
                                   numerics.channels_last)
@@ -463,7 +464,7 @@ class DataBench:
             evaluator.run(timed)
             seconds = time.perf_counter() - start
             modes[mode] = {"images_per_second": len(subset) / seconds, "forward_share": timed.seconds / seconds}
-        protocol = Protocol.from_config(config_module.EvalConfig(mode="sliding_window"), crop_hw(cfg.data))
+        protocol = protocols["sliding_window"]
         image = torch.stack([val[i]["image"] for i in range(min(4, len(val)))
                              if val[i]["image"].shape == val[0]["image"].shape]).to(device).float().div_(255)
         if numerics.channels_last:

@@ -57,7 +57,7 @@ def test_mkd_calls_are_recorded_with_their_modes() -> None:
     assert all(p.grad is None for p in candidate.stepper.method.parameters())  # the replay leaves no gradient
 
 
-def test_the_json_names_the_device_versions_commit_and_numerics(measured, tmp_path) -> None:
+def test_the_json_names_the_device_versions_commit_and_numerics(measured) -> None:
     for key in ("device", "torch", "git_commit", "numerics", "methods", "preset"):
         assert key in measured
     assert measured["numerics"]["supervised"] == {"amp": "off", "channels_last": True}
