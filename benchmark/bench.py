@@ -4,7 +4,8 @@ close it comes to the model calls it must make.
 Every method (and every value of an optional ``--vary`` setting) is built as the trainer builds it and
 fed one synthetic batch of the preset's crop and batch sizes. After two warm-up steps each, the timed
 steps go round-robin over the candidates, so that a slower or busier moment of the machine hits all of
-them alike; medians are reported. For each candidate:
+them alike; the step of median time is reported with its parts, and the median floor. For each
+candidate:
 
 - the step split into phases: forward passes of its networks (timed by hooks), the harness's strong
   augmentation and CutMix boxes, the method's own work (the rest of its step: losses, pseudo labels,
@@ -253,13 +254,15 @@ class Candidate:
     step_mb: float | None = None
     """Memory the step needs beyond what the process held before it (the largest over timed steps)."""
 
-    def median(self) -> float:
-        return statistics.median(self.times)
+    def median_step(self) -> int:
+        """Index of the timed step of median time (the lower one for an even count): its parts add up to
+        it, which medians taken part by part would not."""
+        return self.times.index(statistics.median_low(self.times))
 
     def summary(self) -> dict[str, Any]:
-        step = self.median()
+        index = self.median_step()
+        step, parts = self.times[index], self.parts[index]
         floor = statistics.median(self.floors) if self.floors else None
-        parts = {name: statistics.median(p[name] for p in self.parts) for name in PHASES}
         return {"label": self.label, "method": self.method, "step_ms": 1000 * step, "images_per_step": self.images,
                 "images_per_second": self.images / step, "pixels_per_batch": self.pixels,
                 "ms_per_megapixel": 1000 * step / (self.pixels / 1e6),
@@ -323,6 +326,8 @@ def measure_steps(candidates: list[Candidate], steps: int) -> None:
     for candidate in candidates:
         for warm in range(2):
             _timed_step(candidate, warm)
+        candidate.times.clear()
+        candidate.parts.clear()
     for step in range(steps):
         for candidate in candidates:
             memory = PeakMemory(candidate.stepper.device)

@@ -31,6 +31,7 @@ def test_the_parts_add_up_to_the_step_within_five_percent(measured) -> None:
         named = sum(v for k, v in parts.items() if k != "other")
         assert named >= 0.9 * summary["step_ms"], summary  # 'other' is logging, not a hiding place
         assert parts["forward"] > 0 and parts["backward"] > 0
+        assert len(summary["times_ms"]) == 3 and summary["step_ms"] in summary["times_ms"]  # warm-up left out
 
 
 def test_the_floor_replays_the_network_calls_of_the_step(measured) -> None:
