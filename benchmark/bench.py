@@ -68,6 +68,8 @@ class Call:
     grad: bool
     training: bool
     kwargs: dict[str, Any]
+    autocast: torch.dtype | None
+    """The autocast dtype the call was made in (None: none)."""
 
 
 class StepClock:
@@ -107,8 +109,10 @@ class StepClock:
     def _enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if self.depth == 0:
             x = args[0]
+            kind = self.device.type
+            dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
             self.calls.append(Call(module, tuple(x.shape), _channels_last(x), torch.is_grad_enabled(), module.training,
-                                   dict(kwargs)))
+                                   dict(kwargs), dtype))
             _sync(self.device)
             self.started = time.perf_counter()
         self.depth += 1
@@ -164,22 +168,22 @@ def _tensors(value: Any) -> Iterator[Tensor]:
             yield from _tensors(item)
 
 
-def replay(calls: list[Call], device: torch.device, autocast: Callable[[], contextlib.AbstractContextManager]) -> float:
-    """Seconds to make ``calls`` bare: each network on a random input of the recorded shape and mode, then
-    one backward through every output that had a gradient."""
+def replay(calls: list[Call], device: torch.device) -> float:
+    """Seconds to make ``calls`` bare: each network on a random input of the recorded shape, mode and
+    autocast, then one backward through every output that had a gradient."""
     modes = {id(c.network): c.network.training for c in calls}
     inputs = [torch.rand(c.shape, device=device) for c in calls]
     inputs = [x.contiguous(memory_format=torch.channels_last) if c.channels_last else x for x, c in zip(inputs, calls)]
     _sync(device)
     start = time.perf_counter()
     outputs = []
-    with autocast():
-        for call, x in zip(calls, inputs):
-            call.network.train(call.training)
-            with torch.set_grad_enabled(call.grad):
-                out = call.network(x, **call.kwargs)
-            if call.grad:
-                outputs += [t.float().mean() for t in _tensors(out) if t.requires_grad]
+    for call, x in zip(calls, inputs):
+        call.network.train(call.training)
+        autocast = torch.autocast(device.type, dtype=call.autocast, enabled=call.autocast is not None)
+        with torch.set_grad_enabled(call.grad), autocast:
+            out = call.network(x, **call.kwargs)
+        if call.grad:
+            outputs += [t.float().mean() for t in _tensors(out) if t.requires_grad]
     if outputs:
         torch.stack(outputs).sum().backward()
     _sync(device)
@@ -290,7 +294,7 @@ def _candidate(name: str, preset: str, overrides: list[str], label: str) -> Cand
     resolved = config_module.resolve(preset, cls.Params, overrides=overrides)
     cfg = resolved.run
     device = pick_device(cfg.trainer.device)
-    numerics = Numerics.resolve(cfg.trainer.amp, cfg.trainer.channels_last, device)
+    numerics = Numerics.resolve(cfg.trainer, device)
     method, _, _ = build_method(resolved, cls, device, numerics)
     stepper = Stepper(method, build_optimizers(method, cfg), method.trainable(), numerics, device, cfg.seed,
                       cfg.schedule.iters)
@@ -332,7 +336,7 @@ def measure_steps(candidates: list[Candidate], steps: int) -> None:
         for candidate in candidates:
             memory = PeakMemory(candidate.stepper.device)
             _timed_step(candidate, 2 + step, memory)
-            candidate.floors.append(replay(candidate.calls, candidate.stepper.device, candidate.stepper.autocast))
+            candidate.floors.append(replay(candidate.calls, candidate.stepper.device))
             candidate.clock.reset()  # the replay's own calls are not the step's
 
 
@@ -356,7 +360,7 @@ def main(methods: list[str], preset: str, steps: int, overrides: list[str], cons
     device = candidates[0].stepper.device
     result: dict[str, Any] = {
         "preset": preset, "overrides": overrides, "vary": vary, "steps": steps,
-        "numerics": {c.label: {"amp": c.numerics.amp, "channels_last": c.numerics.channels_last} for c in candidates},
+        "numerics": {c.label: dataclasses.asdict(c.numerics) for c in candidates},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **environment(device),
         "methods": summaries}
     if data is not None:
@@ -410,10 +414,10 @@ class DataBench:
         self.console.print(table)
         evaluation = self.evaluation()
         table = Table(title=f"evaluation of {evaluation['images']} val images of {self.split.name}")
-        for column in ("mode", "images/s", "forward share"):
+        for column in ("mode", "eval_amp", "images/s", "forward share"):
             table.add_column(column, justify="left" if column == "mode" else "right")
         for mode, row in evaluation["modes"].items():
-            table.add_row(mode, f"{row['images_per_second']:.1f}", f"{row['forward_share']:.2f}")
+            table.add_row(mode, row["eval_amp"], f"{row['images_per_second']:.1f}", f"{row['forward_share']:.2f}")
         self.console.print(table)
         self.console.print(f"sliding window: {evaluation['sliding_window_over_forwards']:.2f}x the time of its window "
                            "forwards")
@@ -449,7 +453,7 @@ class DataBench:
 
         cfg = self.cfg
         device = pick_device(cfg.trainer.device)
-        numerics = Numerics.resolve(cfg.trainer.amp, cfg.trainer.channels_last, device)
+        numerics = Numerics.resolve(cfg.trainer, device)
         network = build_model(cfg.model, cfg.data.num_classes)[0].to(device).eval()
         if numerics.channels_last:
             network = network.to(memory_format=torch.channels_last)
@@ -458,24 +462,28 @@ class DataBench:
         subset = Subset(val, range(min(self.images, len(val))))
         protocols = {mode: Protocol.from_config(dataclasses.replace(cfg.eval, mode=mode), crop_hw(cfg.data))
                      for mode in ("original", "center_crop", "sliding_window")}
-        modes = {}
+        modes: dict[str, dict[str, float]] = {}
+        float32 = dataclasses.replace(numerics, eval="off")
         for mode, protocol in protocols.items():
-            evaluator = Evaluator(subset, protocol, cfg.data.num_classes, cfg.data.ignore_index, device,
-                                  cfg.eval.batch_size, min(cfg.data.workers, 2), numerics.autocast(device),
-                                  numerics.channels_last)
-            evaluator.run(timed)  # warm-up
-            timed.seconds = 0.0
-            start = time.perf_counter()
-            evaluator.run(timed)
-            seconds = time.perf_counter() - start
-            modes[mode] = {"images_per_second": len(subset) / seconds, "forward_share": timed.seconds / seconds}
+            for variant in dict.fromkeys([numerics, float32]):  # the run's numerics, then float32 beside them
+                evaluator = Evaluator(subset, protocol, cfg.data.num_classes, cfg.data.ignore_index, device,
+                                      cfg.eval.batch_size, min(cfg.data.workers, 2),
+                                      variant.autocast(device, "eval"), variant.channels_last)
+                evaluator.run(timed)  # warm-up
+                timed.seconds = 0.0
+                start = time.perf_counter()
+                evaluator.run(timed)
+                seconds = time.perf_counter() - start
+                name = mode if variant is numerics else f"{mode} (eval_amp=off)"
+                modes[name] = {"images_per_second": len(subset) / seconds, "forward_share": timed.seconds / seconds,
+                               "eval_amp": variant.eval}
         protocol = protocols["sliding_window"]
         image = torch.stack([val[i]["image"] for i in range(min(4, len(val)))
                              if val[i]["image"].shape == val[0]["image"].shape]).to(device).float().div_(255)
         if numerics.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         timed.seconds = 0.0
-        with torch.no_grad(), numerics.autocast(device)():
+        with torch.no_grad(), numerics.autocast(device, "eval")():
             _sync(device)
             start = time.perf_counter()
             sliding_window(timed, image, protocol.window, protocol.stride, cfg.data.num_classes)

@@ -260,7 +260,12 @@ def cmd_splits_check(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark import report
 
-    report.main(console, args.out, args.runs)
+    pair = None
+    if args.compare:
+        pair = tuple(name.strip() for name in args.compare.split(","))
+        if len(pair) != 2 or not all(pair):
+            raise UserError(f"--compare takes two method labels, e.g. --compare unimatch,supervised; got {args.compare!r}")
+    report.main(console, args.out, args.runs, latex=args.latex, compare_methods=pair)
     return 0
 
 
@@ -347,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="whose runs: yours (local), the suite's committed ones (reference), or both side by "
                              "side (default). Tables go to your results folder; with 'reference' alone to "
                              "results/reference/")
+    report.add_argument("--latex", action="store_true",
+                        help="also write the headline table as LaTeX (booktabs) to summary.tex")
+    report.add_argument("--compare", metavar="A,B",
+                        help="difference in mIoU of method A minus B on every split where both ran, with its paired "
+                             "bootstrap interval over val images (labels as in the table, e.g. speed+nodistill)")
     report.set_defaults(func=cmd_report)
 
     promote = commands.add_parser("promote", help="copy finished runs into the suite's reference records")

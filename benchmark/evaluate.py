@@ -50,6 +50,23 @@ def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, ignore_inde
     return torch.bincount(index, minlength=num_classes ** 2).view(num_classes, num_classes)
 
 
+def per_image_counts(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int) -> tuple[Tensor, Tensor]:
+    """(intersection, union), each B x C int64: per image and class, the pixels that are the class in both
+    prediction and truth, and in either; ignored pixels skipped. Summed over images they give the
+    dataset-wide counts (the pixels of different images are disjoint), so any resample of images has its
+    own dataset-wide mIoU."""
+    valid = target != ignore_index
+    n, outside = pred.shape[0], num_classes  # an extra bin for the pixels that do not count
+    offset = torch.arange(n, device=pred.device).view(n, 1, 1) * (num_classes + 1)
+
+    def count(labels: Tensor, keep: Tensor) -> Tensor:
+        index = (torch.where(keep, labels.long(), outside) + offset).flatten()
+        return torch.bincount(index, minlength=n * (num_classes + 1)).view(n, num_classes + 1)[:, :num_classes]
+
+    intersection = count(target, valid & (pred == target))
+    return intersection, count(target, valid) + count(pred, valid) - intersection
+
+
 def iou_from_confusion(confusion: Tensor | np.ndarray) -> tuple[float, list[float]]:
     """(mIoU, per-class IoU) from summed counts. A class absent from both truth and prediction has no
     defined IoU (NaN) and is left out of the mean."""
@@ -104,6 +121,9 @@ class EvalResult:
     miou: float
     iou: list[float]
     confusion: np.ndarray
+    intersection: np.ndarray
+    """Images x classes pixel counts, in val-list order (``per_image_counts``)."""
+    union: np.ndarray
 
 
 class Evaluator:
@@ -116,7 +136,9 @@ class Evaluator:
         self.protocol, self.num_classes, self.ignore_index = protocol, num_classes, ignore_index
         self.device, self.autocast, self.channels_last = device, autocast, channels_last
         dist = distributed.info()
-        share = Subset(dataset, list(range(dist.rank, len(dataset), dist.world)))
+        self.images = len(dataset)
+        self.indices = list(range(dist.rank, len(dataset), dist.world))
+        share = Subset(dataset, self.indices)
         self.loader = DataLoader(share, batch_size=batch_size, num_workers=workers, collate_fn=list,
                                  pin_memory=device.type == "cuda")
 
@@ -135,25 +157,34 @@ class Evaluator:
         was_training = model.training
         model.eval()
         try:
-            confusion = self._confusion(model)
+            confusion, per_image = self._counts(model)
         finally:
             model.train(was_training)
         distributed.all_reduce_sum(confusion)
+        distributed.all_reduce_sum(per_image)
         miou, iou = iou_from_confusion(confusion.cpu())
-        return EvalResult(miou, iou, confusion.cpu().numpy())
+        per_image = per_image.cpu().numpy()
+        return EvalResult(miou, iou, confusion.cpu().numpy(), per_image[0], per_image[1])
 
-    def _confusion(self, model: nn.Module) -> Tensor:
-        """This process's confusion counts over its share of the val set."""
-        confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self.device)
+    def _counts(self, model: nn.Module) -> tuple[Tensor, Tensor]:
+        """This process's confusion counts over its share of the val set, and the 2 x images x classes
+        per-image intersection and union (zero for the other processes' images)."""
+        c = self.num_classes
+        confusion = torch.zeros(c, c, dtype=torch.int64, device=self.device)
+        per_image = torch.zeros(2, self.images, c, dtype=torch.int64, device=self.device)
+        position = iter(self.indices)
         for samples in self.loader:
-            by_size: dict[tuple[int, int], list[dict[str, Tensor]]] = {}
-            for sample in samples:
-                by_size.setdefault(tuple(sample["mask"].shape), []).append(sample)
+            where = [next(position) for _ in samples]
+            by_size: dict[tuple[int, int], list[int]] = {}
+            for k, sample in enumerate(samples):
+                by_size.setdefault(tuple(sample["mask"].shape), []).append(k)
             for group in by_size.values():
-                image = torch.stack([s["image"] for s in group]).to(self.device).float().div_(255)
-                mask = torch.stack([s["mask"] for s in group]).to(self.device)
+                image = torch.stack([samples[k]["image"] for k in group]).to(self.device).float().div_(255)
+                mask = torch.stack([samples[k]["mask"] for k in group]).to(self.device)
                 if self.protocol.mode == "center_crop":
                     image, mask = center_crop(image, mask, self.protocol.window)
                 pred = self._logits(model, image).argmax(1)
-                confusion += confusion_matrix(pred, mask, self.num_classes, self.ignore_index)
-        return confusion
+                confusion += confusion_matrix(pred, mask, c, self.ignore_index)
+                rows = torch.tensor([where[k] for k in group], device=self.device)
+                per_image[:, rows] = torch.stack(per_image_counts(pred, mask, c, self.ignore_index))
+        return confusion, per_image

@@ -22,6 +22,7 @@ import importlib
 import importlib.metadata
 import pkgutil
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -63,6 +64,22 @@ class Context:
     """The strong photometric view of an image batch: ``strong(images, generator)``."""
     cutmix_boxes: Callable[[int, torch.Generator], Tensor]
     """``cutmix_boxes(n, generator)``: N x H x W bool CutMix boxes of the crop size."""
+    inference: Callable[[], AbstractContextManager] = nullcontext
+    """The numerics of no-grad passes (``trainer.teacher_amp``)."""
+
+    def no_grad_forward(self, model: nn.Module, *args: Any, eval_mode: bool = True, **kwargs: Any) -> Any:
+        """``model(*args, **kwargs)`` without gradient, in the numerics of no-grad passes and, unless
+        ``eval_mode`` is false, in eval mode (BatchNorm statistics left alone; the mode is restored
+        after). Every floating tensor of the output comes back in float32, so that thresholds and losses
+        downstream see the same dtype in every numerics. For teachers and pseudo labels."""
+        was_training = model.training
+        if eval_mode:
+            model.eval()
+        try:
+            with torch.no_grad(), self.inference():
+                return _float32(model(*args, **kwargs))
+        finally:
+            model.train(was_training)
 
 
 class Method(nn.Module):
@@ -106,6 +123,17 @@ class Method(nn.Module):
     def eval_model(self) -> nn.Module:
         """The network that is evaluated."""
         return self.model
+
+
+def _float32(value: Any) -> Any:
+    """``value`` with every floating tensor in it (also inside tuples, NamedTuples and lists) as float32."""
+    if isinstance(value, Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_float32(item) for item in value))
+    if isinstance(value, (tuple, list)):
+        return type(value)(_float32(item) for item in value)
+    return value
 
 
 _REGISTRY: dict[str, type[Method]] = {}

@@ -19,16 +19,18 @@ import resource
 import socket
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torchvision
 import yaml
 
 from benchmark import PROJECT_ROOT
-from benchmark.atomic import write_text
+from benchmark.atomic import write_atomic, write_text
 from benchmark.errors import UserError
 
 
@@ -66,6 +68,11 @@ def method_label(method: str, tag: str | None) -> str:
     return f"{method}+{tag}" if tag else method
 
 
+def is_main(label: str) -> bool:
+    """Whether a method label is a method as published (no tag): headline tables and plots show these."""
+    return "+" not in label
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """The files of one run."""
@@ -89,6 +96,10 @@ class RunPaths:
     @property
     def record(self) -> Path:
         return self.folder / "record.json"
+
+    @property
+    def per_image(self) -> Path:
+        return self.folder / "per_image.npz"
 
     @property
     def checkpoint(self) -> Path:
@@ -115,6 +126,26 @@ def write_metrics(paths: RunPaths, history: list[dict[str, Any]]) -> None:
     """Rewrite metrics.jsonl from the run's evaluation history (kept in the checkpoint, so that the
     file always matches the checkpoint a resumed run continues from)."""
     write_text(paths.metrics, "".join(json.dumps(line) + "\n" for line in history))
+
+
+def write_per_image(paths: RunPaths, images: list[str], counts: dict[str, dict[str, Any]]) -> None:
+    """Write ``per_image.npz`` (compressed integers): the val ``images`` in list order and, for the
+    ``last`` and ``best`` evaluation, its iteration and the images x classes intersection and union."""
+    arrays: dict[str, np.ndarray] = {"images": np.array(images)}
+    for which, entry in counts.items():
+        arrays[f"{which}_iteration"] = np.array(entry["iteration"])
+        arrays[f"{which}_intersection"] = np.asarray(entry["intersection"], dtype=np.int64)
+        arrays[f"{which}_union"] = np.asarray(entry["union"], dtype=np.int64)
+    write_atomic(paths.per_image, lambda handle: np.savez_compressed(handle, **arrays))
+
+
+def read_per_image(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a ``per_image.npz``, or None when it is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
 
 
 def git_commit() -> tuple[str | None, bool | None]:

@@ -2,7 +2,8 @@
 
 A run never writes to the reference folder, so a user's command can neither overwrite nor resume a
 committed record. The maintainers train in their own results folder (resumable, with checkpoints) and
-promote what finished: the record, its metrics and its configuration, never the checkpoint.
+promote what finished: the record, its metrics, its per-image counts and its configuration, never the
+checkpoint.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from benchmark.atomic import write_atomic
 from benchmark.errors import UserError
 from benchmark.records import REFERENCE_ROOT, RunPaths, read_record
 
-COPIED = ("config.yaml", "metrics.jsonl", "record.json")
+COPIED = ("config.yaml", "metrics.jsonl", "per_image.npz", "record.json")
 """What a reference run holds; record.json is written last, so that a half-copied run is never read as
-finished."""
+finished. A record made before per-image counts existed has no per_image.npz: it is copied without."""
+OPTIONAL = ("per_image.npz",)
 
 
 def promote(folders: list[Path], replace: bool = False, reference: Path = REFERENCE_ROOT) -> Iterator[str]:
@@ -28,7 +30,7 @@ def promote(folders: list[Path], replace: bool = False, reference: Path = REFERE
         if record.get("status") != "finished":
             raise UserError(f"{folder} is not finished (status {record.get('status')!r}); finish it with the "
                             "same run command first")
-        missing = [name for name in COPIED if not (folder / name).is_file()]
+        missing = [name for name in COPIED if name not in OPTIONAL and not (folder / name).is_file()]
         if missing:
             raise UserError(f"{folder} lacks {', '.join(missing)}; rerun it to write them")
         try:
@@ -41,6 +43,9 @@ def promote(folders: list[Path], replace: bool = False, reference: Path = REFERE
         if (target / "record.json").exists() and not replace:
             raise UserError(f"{target} exists; pass --replace to replace it")
         for name in COPIED:
+            if not (folder / name).is_file():
+                (target / name).unlink(missing_ok=True)  # a replaced run's file must not outlive it
+                continue
             data = (folder / name).read_bytes()
             write_atomic(target / name, lambda handle, data=data: handle.write(data))
         dirty = " (made from a tree with uncommitted changes: no commit reproduces it)" if record.get("git_dirty") else ""

@@ -4,27 +4,31 @@ Reads ``runs/**/record.json`` of two results folders: yours (``local``) and the 
 ``reference`` records (only records whose status is ``finished``: a sweep writing meanwhile never shows
 half a run). Runs are grouped by data set, split, method and source (a local run is never averaged with
 a reference run), with mean and standard deviation over seeds of the last and the best evaluation, the
-number of seeds and the labeled count of every split. Outputs: a terminal table per data set,
-``summary.csv``, ``summary.md``, and ``miou_vs_labels.{png,svg}``.
+number of seeds and the labeled count of every split. Runs of one cell made under different protocols are
+never averaged (``checks``). Where the records carry per-image counts, every cell has a 95 % bootstrap
+interval over val images and per split the best main method and those not distinguishable from it are
+marked (``stats``); ``--compare A,B`` prints paired differences. Outputs: the terminal tables with the
+protocol checks above them, ``summary.{csv,md}`` (``summary.tex`` with ``--latex``), the per-class tables
+``per_class.{csv,md}``, and the figures ``miou_vs_labels``, ``miou_vs_labels_variants``,
+``curves_<dataset>`` and ``losses_<dataset>`` (``.png`` and ``.svg``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
-from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 from rich.console import Console
-from rich.table import Table
 
-from benchmark.atomic import write_atomic, write_text
-from benchmark.records import PUBLISHED, REFERENCE_ROOT, method_label, results_root
+from benchmark import figures, stats, tables
+from benchmark.atomic import write_text
+from benchmark.checks import protocol_checks
+from benchmark.records import PUBLISHED, REFERENCE_ROOT, is_main, method_label, read_per_image, results_root
 
 NOT_AVAILABLE = "not published / not available"
 SOURCES = ("reference", "local")
@@ -33,6 +37,40 @@ SOURCES = ("reference", "local")
 
 REQUIRED = ("dataset", "split", "method", "seed", "labeled", "labeled_fraction", "last_miou", "best_miou")
 """Fields a finished record needs to be reported."""
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_history(path: Path) -> list[dict[str, Any]]:
+    """The lines of metrics.jsonl that parse (a line being written is skipped)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    history = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "iteration" in entry:
+            history.append(entry)
+    return history
+
+
+def protocol_of(record: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """What must be equal for two runs to be averaged: crop, schedule, evaluation, backbone, weights and
+    split files (the method and its parameters are the cell's own)."""
+    data, model = config.get("data") or {}, config.get("model") or {}
+    return {"crop": data.get("crop_size"), "iterations": record.get("iterations"), "eval": record.get("eval"),
+            "backbone": model.get("backbone"), "weights": (record.get("weights") or {}).get("sha256"),
+            "split_sha256": record.get("split_sha256")}
 
 
 def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str]]:
@@ -59,13 +97,32 @@ def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str
         except (TypeError, ValueError):
             skipped.append(f"{path} (last_miou or best_miou is not a number)")
             continue
+        history = _read_history(path.parent / "metrics.jsonl")
+        protocol = json.dumps(protocol_of(record, _read_config(path.parent / "config.yaml")), sort_keys=True)
         rows.append({"source": source, "dataset": record["dataset"], "split": record["split"],
                      "method": method_label(record["method"], record.get("tag")), "seed": record["seed"],
                      "labeled": record["labeled"], "fraction": record["labeled_fraction"],
                      "last": scores[0], "best": scores[1], "seconds": record.get("train_seconds"),
                      "memory_mb": record.get("peak_memory_mb"),
-                     "backbone": (record.get("weights") or {}).get("source", ""), "preset": record.get("preset")})
-    return pd.DataFrame(rows), skipped
+                     "backbone": (record.get("weights") or {}).get("source", ""), "preset": record.get("preset"),
+                     "folder": str(path.parent), "protocol": hashlib.sha256(protocol.encode()).hexdigest()[:6],
+                     "iterations": record.get("iterations"),
+                     "last_iteration": history[-1]["iteration"] if history else None,
+                     "last_iou": record.get("last_iou"), "class_names": record.get("class_names"),
+                     "history": history})
+    return _separate_protocols(pd.DataFrame(rows)), skipped
+
+
+def _separate_protocols(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs of one cell made under different protocols get their protocol's id in the method label, so
+    that they are never averaged; ``protocols`` counts the protocols of the cell."""
+    if runs.empty:
+        return runs
+    keys = ["dataset", "split", "method", "source"]
+    runs["protocols"] = runs.groupby(keys)["protocol"].transform("nunique")
+    mixed = runs["protocols"] > 1
+    runs.loc[mixed, "method"] = runs.loc[mixed, "method"] + " [" + runs.loc[mixed, "protocol"] + "]"
+    return runs
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
@@ -75,8 +132,117 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     grouped = runs.groupby(["dataset", "split", "method", "source"], sort=False)
     table = grouped.agg(labeled=("labeled", "first"), fraction=("fraction", "first"), seeds=("seed", "nunique"),
                         last_mean=("last", "mean"), last_std=("last", "std"), best_mean=("best", "mean"),
-                        best_std=("best", "std"), seconds=("seconds", "mean"), memory_mb=("memory_mb", "max"))
+                        best_std=("best", "std"), seconds=("seconds", "mean"), memory_mb=("memory_mb", "max"),
+                        protocols=("protocols", "max"))
     return table.reset_index().sort_values(["dataset", "fraction", "method", "source"], ignore_index=True)
+
+
+class PerImage:
+    """The per-image counts of the runs' last evaluations (``per_image.npz``), read once each."""
+
+    def __init__(self, runs: pd.DataFrame) -> None:
+        self.runs = runs
+        self.cache: dict[str, dict[str, np.ndarray] | None] = {}
+
+    def read(self, folder: str) -> dict[str, np.ndarray] | None:
+        if folder not in self.cache:
+            data = read_per_image(Path(folder) / "per_image.npz")
+            self.cache[folder] = data if data and "last_intersection" in data else None
+        return self.cache[folder]
+
+    def cell(self, dataset: str, split: str, method: str, source: str) -> tuple[list, np.ndarray] | None:
+        """(per seed (intersection, union), the val image list) of a cell, or None when a seed lacks the
+        file or the seeds were evaluated on different image lists."""
+        r = self.runs
+        folders = r[(r["dataset"] == dataset) & (r["split"] == split) & (r["method"] == method)
+                    & (r["source"] == source)]["folder"]
+        data = [self.read(folder) for folder in folders]
+        if not data or any(d is None for d in data):
+            return None
+        images = data[0]["images"]
+        if any(not np.array_equal(d["images"], images) for d in data):
+            return None
+        return [(d["last_intersection"], d["last_union"]) for d in data], images
+
+
+def attach_intervals(summary: pd.DataFrame, per_image: PerImage, seed: int = 0) -> pd.DataFrame:
+    """The summary with the 95 % bootstrap interval of each cell's last mIoU (``ci_low``, ``ci_high``;
+    empty for cells whose records lack per-image counts) and, per split and source among two or more main
+    methods, ``mark``: 'best' for the highest mean, 'tied' for a method whose paired difference to it
+    (``vs_best``) has an interval containing 0: not distinguishable from the best on these val images."""
+    if summary.empty:
+        return summary
+    out = summary.copy()
+    out["ci_low"], out["ci_high"], out["mark"], out["vs_best"] = np.nan, np.nan, "", ""
+    for _, block in out.groupby(["dataset", "split", "source"], sort=False):
+        main = [i for i, row in block.iterrows() if is_main(row.method)]
+        if len(main) < 2:
+            main = []
+        best = max(main, key=lambda i: out.loc[i, "last_mean"]) if main else None
+        if best is not None:
+            out.loc[best, "mark"] = "best"
+        cells = {i: per_image.cell(row.dataset, row.split, row.method, row.source) for i, row in block.iterrows()}
+        images = next((c[1] for c in cells.values() if c), None)
+        cells = {i: c[0] for i, c in cells.items() if c and np.array_equal(c[1], images)}
+        if not cells:
+            continue
+        weights = stats.resample_weights(len(images), seed=seed)
+        for i, runs in cells.items():
+            interval = stats.cell_interval(runs, weights)
+            out.loc[i, ["ci_low", "ci_high"]] = interval.low, interval.high
+        if best not in cells:
+            continue
+        for i in main:
+            if i != best and i in cells:
+                difference = stats.difference_interval(cells[i], cells[best], weights)
+                out.loc[i, "vs_best"] = str(difference)
+                out.loc[i, "mark"] = "tied" if difference.contains(0) else ""
+    return out
+
+
+def compare(runs: pd.DataFrame, per_image: PerImage, a: str, b: str, seed: int = 0) -> list[str]:
+    """For every split (and source) with runs of both methods: mean last mIoU of ``a`` minus ``b``, with
+    its paired bootstrap interval over the val images (seeds pooled by their mean)."""
+    lines = []
+    for (dataset, split, source), block in runs.groupby(["dataset", "split", "source"], sort=True):
+        if not {a, b} <= set(block["method"]):
+            continue
+        mean = {m: block[block["method"] == m]["last"].mean() for m in (a, b)}
+        seeds = {m: block[block["method"] == m]["seed"].nunique() for m in (a, b)}
+        where = f"{dataset} {split} ({source}, n={seeds[a]} vs {seeds[b]})"
+        cell_a, cell_b = per_image.cell(dataset, split, a, source), per_image.cell(dataset, split, b, source)
+        if cell_a and cell_b and np.array_equal(cell_a[1], cell_b[1]):
+            weights = stats.resample_weights(len(cell_a[1]), seed=seed)
+            difference = stats.difference_interval(cell_a[0], cell_b[0], weights)
+            verdict = "0 inside: not distinguishable" if difference.contains(0) else "0 outside"
+            lines.append(f"{where}: {a} - {b} = {difference} mIoU, 95 % paired bootstrap interval; {verdict}")
+        else:
+            lines.append(f"{where}: {a} - {b} = {mean[a] - mean[b]:+.2f} mIoU (no interval: a record lacks "
+                         "per-image counts or the val lists differ)")
+    return lines
+
+
+def per_class(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and class: IoU (%, mean over seeds of the last evaluation) and its difference to
+    supervised on the same split and source."""
+    rows = []
+    for (dataset, split, method, source), block in runs.groupby(["dataset", "split", "method", "source"], sort=True):
+        ious = [r for r in block["last_iou"] if isinstance(r, list)]
+        names = next((n for n in block["class_names"] if isinstance(n, list)), None)
+        if not ious or len({len(r) for r in ious}) > 1:
+            continue
+        mean = np.nanmean(np.array(ious, dtype=float), axis=0) * 100
+        for k, value in enumerate(mean):
+            rows.append({"dataset": dataset, "split": split, "method": method, "source": source,
+                         "class": names[k] if names and k < len(names) else str(k), "iou": value})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    supervised = table[table["method"] == "supervised"].set_index(["dataset", "split", "source", "class"])["iou"]
+    keys = list(zip(table["dataset"], table["split"], table["source"], table["class"]))
+    table["vs_supervised"] = [table["iou"].iloc[i] - supervised[k] if k in supervised.index else np.nan
+                              for i, k in enumerate(keys)]
+    return table
 
 
 def load_published(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -100,10 +266,6 @@ def published_cell(published: pd.DataFrame, missing: dict[str, str], split: str,
     return NOT_AVAILABLE if base in missing and len(on_split) else ""
 
 
-def _fmt(mean: float, std: float) -> str:
-    return f"{mean:.2f}" if std is None or math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
-
-
 def with_published(summary: pd.DataFrame, published: pd.DataFrame, missing: dict[str, str]) -> pd.DataFrame:
     """The summary with a ``published`` column."""
     if summary.empty:
@@ -113,92 +275,9 @@ def with_published(summary: pd.DataFrame, published: pd.DataFrame, missing: dict
     return out
 
 
-def grid(summary: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, list[tuple[str, str, list[Any]]]]]:
-    """Per data set: its splits (ordered by labeled fraction) and, per method and source, the summary row
-    of each split (None where the method has no run on it)."""
-    for dataset, block in summary.groupby("dataset", sort=False):
-        splits = block.drop_duplicates("split").sort_values("fraction")
-        rows = []
-        for (method, source), runs in block.groupby(["method", "source"], sort=True):
-            by_split = {r.split: r for r in runs.itertuples()}
-            rows.append((method, source, [by_split.get(s) for s in splits["split"]]))
-        yield dataset, splits, rows
-
-
-def _cell(row: Any, newline: str, published: str) -> str:
-    if row is None:
-        return ""
-    text = f"{_fmt(row.last_mean, row.last_std)} (n={row.seeds}){newline}best {_fmt(row.best_mean, row.best_std)}"
-    return text + (f"{newline}{published.format(row.published)}" if row.published else "")
-
-
-def markdown(summary: pd.DataFrame) -> str:
-    """One Markdown table per data set: rows methods, columns splits."""
-    parts = ["# Results\n", "mIoU (%) on the val set: last evaluation mean ± std over seeds (n seeds); "
-             "best evaluation below. Published numbers are the papers' own, with their backbone. Runs: "
-             "'reference' = the suite's committed records (results/reference/), 'local' = your own runs.\n"]
-    for dataset, splits, rows in grid(summary):
-        header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
-        parts.append(f"\n## {dataset}\n\n| method | runs | " + " | ".join(header) + " |\n|---|---|"
-                     + "---|" * len(header) + "\n")
-        for method, source, cells in rows:
-            parts.append(f"| {method} | {source} | " + " | ".join(_cell(c, "<br>", "published: {}") for c in cells)
-                         + " |\n")
-    return "".join(parts)
-
-
-def terminal(summary: pd.DataFrame, console: Console) -> None:
-    """Rich tables, one per data set."""
-    for dataset, splits, rows in grid(summary):
-        table = Table(title=f"{dataset}: mIoU % (last: mean ± std over seeds; best)", show_lines=True)
-        table.add_column("method", style="bold")
-        table.add_column("runs")
-        for s in splits.itertuples():
-            table.add_column(f"{s.split}\n{s.labeled} labeled ({100 * s.fraction:.3g} %)", justify="right")
-        for method, source, cells in rows:
-            table.add_row(method, source, *(_cell(c, "\n", "[dim]published {}[/]") for c in cells))
-        console.print(table)
-
-
-def plot(summary: pd.DataFrame, published: pd.DataFrame, out: Path) -> list[Path]:
-    """mIoU against labeled fraction, one panel per data set (error bars: std over seeds)."""
-    datasets = list(dict.fromkeys(summary["dataset"]))
-    fig = Figure(figsize=(5.5 * len(datasets), 4.2))
-    axes = fig.subplots(1, len(datasets), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
-        block = summary[summary["dataset"] == dataset]
-        for (method, source), rows in block.groupby(["method", "source"], sort=True):
-            rows = rows.sort_values("fraction")
-            local = source == "local"
-            ax.errorbar(rows["fraction"], rows["last_mean"], yerr=rows["last_std"].fillna(0), marker="o",
-                        capsize=3, linestyle="--" if local else "-", label=f"{method} (local)" if local else method)
-        fractions = dict(zip(block["split"], block["fraction"]))
-        shown = published[(published["dataset"] == dataset) & published["split"].isin(fractions)] \
-            if len(published) else published
-        for row in shown.itertuples():
-            ax.scatter(fractions[row.split], row.miou, marker="*", s=90, facecolors="none", edgecolors="k")
-        if len(shown):
-            ax.scatter([], [], marker="*", facecolors="none", edgecolors="k", label="published")
-        ax.set_xscale("log")
-        ticks = sorted(set(block["fraction"]))
-        ax.set_xticks(ticks, [f"{100 * t:.3g}%" for t in ticks])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("labeled share of the training pool")
-        ax.set_ylabel("val mIoU (%)")
-        ax.set_title(dataset)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    written = []
-    for suffix in ("png", "svg"):
-        path = out / f"miou_vs_labels.{suffix}"
-        write_atomic(path, lambda handle, s=suffix: fig.savefig(handle, format=s, dpi=120))
-        written.append(path)
-    return written
-
-
 def main(console: Console, out: str | Path | None = None, which: str = "both", reference: Path = REFERENCE_ROOT,
-         published_path: Path = PUBLISHED) -> Path | None:
+         published_path: Path = PUBLISHED, latex: bool = False, compare_methods: tuple[str, str] | None = None
+         ) -> Path | None:
     """Build and write the report of the finished runs of ``which`` ('local', 'reference' or 'both');
     returns the folder written to (the reference folder for 'reference' alone, else yours)."""
     local = results_root(out)
@@ -220,11 +299,29 @@ def main(console: Console, out: str | Path | None = None, which: str = "both", r
         return None
     target = reference if which == "reference" else local
     published, missing = load_published(published_path)
-    summary = with_published(summarise(runs), published, missing)
-    terminal(summary, console)
-    write_text(target / "summary.csv", summary.to_csv(index=False, float_format="%.3f"))
-    write_text(target / "summary.md", markdown(summary))
-    images = plot(summary, published, target)
-    console.print(f"{len(runs)} runs; wrote {target / 'summary.csv'}, {target / 'summary.md'}, "
-                  + ", ".join(str(p) for p in images))
+    per_image = PerImage(runs)
+    summary = with_published(attach_intervals(summarise(runs), per_image), published, missing)
+    checks = protocol_checks(runs, summary)
+    tables.terminal(summary, console, checks)
+    classes = per_class(runs)
+    if not classes.empty:
+        tables.per_class_terminal(classes, console)
+    if compare_methods:
+        lines = compare(runs, per_image, *compare_methods)
+        for line in lines or [f"no split has runs of both {compare_methods[0]} and {compare_methods[1]}"]:
+            console.print(line, highlight=False, soft_wrap=True)
+    written = [target / "summary.csv", target / "summary.md"]
+    write_text(written[0], summary.to_csv(index=False, float_format="%.3f"))
+    write_text(written[1], tables.markdown(summary, checks))
+    if not classes.empty:
+        written += [target / "per_class.csv", target / "per_class.md"]
+        write_text(written[-2], classes.to_csv(index=False, float_format="%.2f"))
+        write_text(written[-1], tables.per_class_markdown(classes))
+    if latex:
+        written.append(target / "summary.tex")
+        write_text(written[-1], tables.latex(summary))
+    written += figures.miou_vs_labels(summary, published, target)
+    written += figures.miou_vs_labels(summary, published, target, variants=True)
+    written += figures.curves(runs, target)
+    console.print(f"{len(runs)} runs; wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
     return target

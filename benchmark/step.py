@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from benchmark import distributed
-from benchmark.config import Resolved, RunConfig, crop_hw
+from benchmark.config import Resolved, RunConfig, TrainerConfig, crop_hw
 from benchmark.data.augment import StrongAugment, cutmix_boxes
 from benchmark.data.batch import Batch
 from benchmark.errors import UserError
@@ -55,29 +55,38 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, DistributedDataParallel) else module
 
 
-@dataclass
+@dataclass(frozen=True)
 class Numerics:
-    """Autocast and memory format of a run, as resolved for its device."""
+    """Autocast dtypes and memory format of a run, as resolved for its device: ``amp`` for the training
+    step, ``teacher`` for its no-grad passes (teachers, pseudo labels), ``eval`` for evaluation."""
 
     amp: str
     channels_last: bool
+    teacher: str = "off"
+    eval: str = "off"
 
     @classmethod
-    def resolve(cls, amp: str, channels_last: str, device: torch.device) -> Numerics:
+    def resolve(cls, trainer: TrainerConfig, device: torch.device) -> Numerics:
         cuda = device.type == "cuda"
-        resolved_amp = ("bf16" if cuda else "off") if amp == "auto" else amp
-        if resolved_amp == "fp16" and not cuda:
-            raise UserError("trainer.amp = fp16 needs CUDA; use bf16 (CPU autocast) or off")
-        return cls(resolved_amp, channels_last != "off")
+        amp = ("bf16" if cuda else "off") if trainer.amp == "auto" else trainer.amp
+        teacher = amp if trainer.teacher_amp == "auto" else trainer.teacher_amp
+        evaluation = (amp if cuda else "bf16") if trainer.eval_amp == "auto" else trainer.eval_amp
+        for key, value in (("amp", amp), ("teacher_amp", teacher), ("eval_amp", evaluation)):
+            if value == "fp16" and not cuda:
+                raise UserError(f"trainer.{key} = fp16 needs CUDA; use bf16 (CPU autocast) or off")
+        return cls(amp, trainer.channels_last != "off", teacher, evaluation)
 
-    def autocast(self, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-        if self.amp == "off":
+    def autocast(self, device: torch.device, what: str = "amp") -> Callable[[], contextlib.AbstractContextManager]:
+        """The autocast of the training step (``what`` 'amp'), its no-grad passes ('teacher') or
+        evaluation ('eval')."""
+        amp = getattr(self, what)
+        if amp == "off":
             return contextlib.nullcontext
-        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
         return lambda: torch.autocast(device.type, dtype=dtype)
 
 
-def build_context(cfg: RunConfig, device: torch.device, weights: list[WeightsInfo]) -> Context:
+def build_context(cfg: RunConfig, device: torch.device, numerics: Numerics, weights: list[WeightsInfo]) -> Context:
     """The context a method builds itself from; ``weights`` collects what each built encoder loaded."""
     crop_h, crop_w = crop_hw(cfg.data)
 
@@ -92,7 +101,8 @@ def build_context(cfg: RunConfig, device: torch.device, weights: list[WeightsInf
         criterion = CrossEntropy(cfg.data.ignore_index)
     return Context(num_classes=cfg.data.num_classes, ignore_index=cfg.data.ignore_index, build_model=build,
                    supervised_loss=criterion, strong=StrongAugment(cfg.augment),
-                   cutmix_boxes=lambda n, gen: cutmix_boxes(n, crop_h, crop_w, cfg.augment, gen, device))
+                   cutmix_boxes=lambda n, gen: cutmix_boxes(n, crop_h, crop_w, cfg.augment, gen, device),
+                   inference=numerics.autocast(device, "teacher"))
 
 
 def build_method(resolved: Resolved, method_cls: type[Method], device: torch.device, numerics: Numerics,
@@ -101,7 +111,7 @@ def build_method(resolved: Resolved, method_cls: type[Method], device: torch.dev
     it started from, and how BatchNorm statistics are computed across processes."""
     torch.manual_seed(resolved.run.seed)
     weights: list[WeightsInfo] = []
-    method = method_cls(build_context(resolved.run, device, weights), resolved.method_params)
+    method = method_cls(build_context(resolved.run, device, numerics, weights), resolved.method_params)
     batchnorm = "per process"
     if sync_bn:
         method, batchnorm = distributed.convert_sync_batchnorm(method, device)

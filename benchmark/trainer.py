@@ -36,7 +36,7 @@ from benchmark.evaluate import Evaluator, Protocol
 from benchmark.method import Method
 from benchmark.models import WeightsInfo
 from benchmark.progress import Progress
-from benchmark.records import RunPaths, environment, peak_memory_mb, write_config, write_metrics
+from benchmark.records import RunPaths, environment, peak_memory_mb, write_config, write_metrics, write_per_image
 from benchmark.step import (Numerics, Stepper, build_method, build_optimizers, lr_scale, pick_device,
                             unwrap)
 
@@ -66,6 +66,9 @@ class RunState:
     count: int = 0
     """Finite steps since the last evaluation."""
     started: str = field(default_factory=_now)
+    per_image: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-image intersection and union counts (images x classes) of the last and the best evaluation,
+    with their iteration: the statistics of ``report`` (bootstrap intervals, paired comparisons)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -98,7 +101,7 @@ class Trainer:
         self.method_cls, self.split, self.root, self.paths = method_cls, split, data_root, paths
         self.dist = distributed.info()
         self.device = pick_device(self.cfg.trainer.device, self.dist.local_rank)
-        self.numerics = Numerics.resolve(self.cfg.trainer.amp, self.cfg.trainer.channels_last, self.device)
+        self.numerics = Numerics.resolve(self.cfg.trainer, self.device)
         self.protocol = Protocol.from_config(self.cfg.eval, crop_hw(self.cfg.data))
         self.identity = checkpoint.Identity(method_cls.name, f"{method_cls.__module__}:{method_cls.__qualname__}",
                                             resolved.digest(), split.sha256())
@@ -142,7 +145,7 @@ class Trainer:
                                 self.device, method.uses_unlabeled, method.uses_mix)
         evaluator = Evaluator(val_dataset(self.split, self.root, cfg.data), self.protocol, cfg.data.num_classes,
                               cfg.data.ignore_index, self.device, cfg.eval.batch_size, min(cfg.data.workers, 2),
-                              self.numerics.autocast(self.device), self.numerics.channels_last)
+                              self.numerics.autocast(self.device, "eval"), self.numerics.channels_last)
         stepper = Stepper(method, optimizers, wrapped, self.numerics, self.device, cfg.seed, cfg.schedule.iters,
                           accumulate, self.dist.rank, rollback=cfg.trainer.on_nonfinite == "skip")
         stepper.phase = partial(_data_wait, state)
@@ -210,8 +213,12 @@ class Trainer:
                               "losses": {k: v / count for k, v in state.sums.items()}, "lr": lr,
                               "train_seconds": round(state.train_seconds, 3)})
         state.sums, state.count = {}, 0
+        counts = {"iteration": state.iteration, "intersection": torch.from_numpy(result.intersection),
+                  "union": torch.from_numpy(result.union)}
+        state.per_image["last"] = counts
         if state.best is None or result.miou > state.best["miou"]:
             state.best = {"miou": result.miou, "iteration": state.iteration, "iou": result.iou}
+            state.per_image["best"] = counts
         progress.note(f"iteration {state.iteration}: mIoU {100 * result.miou:.2f} "
                       f"(best {100 * state.best['miou']:.2f})")
 
@@ -227,6 +234,8 @@ class Trainer:
     def _write_outputs(self, state: RunState, finished: bool) -> None:
         if self.dist.is_main:
             write_metrics(self.paths, state.history)
+            if state.per_image:
+                write_per_image(self.paths, [image for image, _ in self.split.val], state.per_image)
             write_json(self.paths.record, self._record(state, finished))
 
     def _record(self, state: RunState, finished: bool) -> dict[str, Any]:
@@ -249,6 +258,7 @@ class Trainer:
             "best_miou": best["miou"] if best else None, "best_iteration": best["iteration"] if best else None,
             "best_iou": best["iou"] if best else None, "class_names": cfg.data.class_names,
             "eval": self.protocol.as_dict(),
+            "per_image": self.paths.per_image.name if state.per_image else None,
             "train_seconds": round(seconds, 2), "wall_seconds": round(state.wall_seconds, 2),
             "data_wait_share": round(state.data_seconds / seconds, 4) if seconds else None,
             "images_per_second": round(steps * per_step * cfg.schedule.accumulate / seconds, 2) if seconds else None,
@@ -259,7 +269,8 @@ class Trainer:
                                   "unlabeled": cfg.data.unlabeled_batch_size // self.dist.world},
             "batchnorm": self.batchnorm,
             "accumulate": cfg.schedule.accumulate, "lr": cfg.optim.lr * lr_scale(cfg),
-            "lr_batch_rule": cfg.optim.lr_batch_rule, "amp": self.numerics.amp,
+            "lr_batch_rule": cfg.optim.lr_batch_rule, "amp": self.numerics.amp, "teacher_amp": self.numerics.teacher,
+            "eval_amp": self.numerics.eval,
             "channels_last": self.numerics.channels_last, "skipped_steps": state.skipped_steps,
             "determinism": self._determinism(), "weights": self.weights.as_dict() if self.weights else None,
             "config_digest": self.identity.config_digest, "started": state.started, "updated": _now(),

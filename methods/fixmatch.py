@@ -14,7 +14,6 @@ from torch import Tensor
 
 from benchmark.method import Batch, Context, Method, Step, register
 from benchmark.settings import setting
-from methods.common.inference import eval_forward
 from methods.common.mixing import cutmix_strong
 from methods.common.pseudo import Pseudo
 
@@ -39,7 +38,7 @@ class FixMatch(Method):
     def training_step(self, batch: Batch, step: Step) -> dict[str, Tensor | float]:
         x, u, mix = batch.labeled, batch.unlabeled, batch.mix
         gen, tau = step.generator, self.params.threshold
-        mix_pseudo = Pseudo.from_logits(eval_forward(self.model, mix.image), mix.ignore)
+        mix_pseudo = Pseudo.from_logits(self.ctx.no_grad_forward(self.model, mix.image), mix.ignore)
         strong, box = cutmix_strong(self.ctx, u, mix, gen)
 
         logits_x, logits_w = self.model(torch.cat([x.image, u.image])).split([len(x.image), len(u.image)])

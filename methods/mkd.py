@@ -193,7 +193,7 @@ class MKD(Method):
         with torch.no_grad():
             for name in ("teacher1", "teacher2"):
                 model = getattr(self, name)
-                out = model(torch.cat([v.labeled, v.weak]), features=True)
+                out = self.ctx.no_grad_forward(model, torch.cat([v.labeled, v.weak]), features=True, eval_mode=False)
                 b = self.branch(self.mix_unlabeled(out.logits_low, v.box, n), self.mix_unlabeled(out.decoder, v.box, n),
                                 v.mask, n, v.ignore)
                 z_hat = self.augmented(name, model, b, strength)

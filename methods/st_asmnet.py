@@ -35,22 +35,23 @@ from benchmark.settings import setting
 from methods.common.attention import (attention_boxes, crop_resize, erase_region, joint_attention,
                                       normalised_attention, scale_boxes)
 from methods.common.ema import ema_momentum, ema_update, frozen_copy
-from methods.common.inference import eval_forward
-from methods.common.losses import kl_with_temperature, masked_cross_entropy
+from methods.common.losses import kl_from_log_probs, masked_cross_entropy
 
 
 @dataclass
 class View:
-    """A network's outputs on one view: logits and attention."""
+    """A network's outputs on one view: logits, attention, and log softmax(logits / T) computed once for
+    every KL term the view enters."""
 
     logits: Tensor
     attention: Tensor
+    log_probs: Tensor
 
     def rows(self, rows: slice) -> View:
-        return View(self.logits[rows], self.attention[rows])
+        return View(self.logits[rows], self.attention[rows], self.log_probs[rows])
 
     def detach(self) -> View:
-        return View(self.logits.detach(), self.attention.detach())
+        return View(self.logits.detach(), self.attention.detach(), self.log_probs.detach())
 
 
 @register("st_asmnet")
@@ -126,11 +127,21 @@ class STASMNet(Method):
                           tuple(stacked.shape[-2:]), nearest=nearest)
         return out[:, 0] if maps.dim() == 3 else out
 
+    def view(self, logits: Tensor, attention: Tensor) -> View:
+        """A view's outputs with its log-probabilities at the KL temperature."""
+        return View(logits, attention, F.log_softmax(logits.float() / self.params.temperature, dim=1))
+
+    def aligned(self, view: View, boxes: Tensor | None, size: tuple[int, int]) -> View:
+        """``view`` brought onto the augmented view (itself in drop mode)."""
+        if boxes is None:
+            return view
+        return self.view(self.align(view.logits, boxes, size), self.align(view.attention, boxes, size))
+
     def terms(self, student: View, target: View, valid: Tensor) -> Tensor:
         """lambda_kl KL_T(target || student), averaged over valid pixels and classes, + lambda_at MSE of
         the attention maps."""
         p = self.params
-        kl = kl_with_temperature(student.logits, target.logits, p.temperature)
+        kl = kl_from_log_probs(student.log_probs, target.log_probs) * p.temperature ** 2
         kl = (kl * valid).sum() / valid.sum().clamp_min(1) / student.logits.shape[1]
         return p.lambda_kl * kl + p.lambda_at * F.mse_loss(student.attention.float(), target.attention.float())
 
@@ -139,15 +150,15 @@ class STASMNet(Method):
         """(L_sm, L_ema) of one batch part. Self-mimicking compares the views on the augmented view's
         pixels (the original view RoI-aligned in crop mode, gradients flowing through the alignment)."""
         p, size = self.params, tuple(original.logits.shape[-2:])
-        on_a = View(self.align(original.logits, boxes, size), self.align(original.attention, boxes, size))
+        on_a = self.aligned(original, boxes, size)
         if p.direction == "ensemble":
-            target = View((on_a.logits + augmented.logits) / 2, (on_a.attention + augmented.attention) / 2).detach()
+            target = self.view((on_a.logits + augmented.logits) / 2, (on_a.attention + augmented.attention) / 2).detach()
             sm = self.terms(on_a, target, valid_a) + self.terms(augmented, target, valid_a)
         elif p.direction == "original_to_augmented":
             sm = self.terms(augmented, on_a.detach(), valid_a)
         else:
             sm = self.terms(augmented, on_a.detach(), valid_a) + self.terms(on_a, augmented.detach(), valid_a)
-        teacher_a = View(self.align(teacher.logits, boxes, size), self.align(teacher.attention, boxes, size))
+        teacher_a = self.aligned(teacher, boxes, size)
         ema = self.terms(original, teacher, valid_o) + self.terms(augmented, teacher_a, valid_a)
         return sm, ramp * ema
 
@@ -167,14 +178,14 @@ class STASMNet(Method):
         n_x, size = len(x.image), tuple(x.image.shape[-2:])
         images = torch.cat([x.image, u.image])
         out = self.model(images, features=True)
-        original = View(out.logits, joint_attention(out.stages, p.layers))
+        original = self.view(out.logits, joint_attention(out.stages, p.layers))
         augmented_images, boxes = self.augment(images, original.attention, gen)
         if p.strong_unlabeled:
             augmented_images = torch.cat([augmented_images[:n_x], self.ctx.strong(augmented_images[n_x:], gen)])
         out = self.model(augmented_images, features=True)
-        augmented = View(out.logits, joint_attention(out.stages, p.layers))
-        out = eval_forward(self.teacher, images, features=True)
-        teacher = View(out.logits.float(), joint_attention(out.stages, p.layers))
+        augmented = self.view(out.logits, joint_attention(out.stages, p.layers))
+        out = self.ctx.no_grad_forward(self.teacher, images, features=True)
+        teacher = self.view(out.logits, joint_attention(out.stages, p.layers))
 
         box_x, box_u = (boxes[:n_x], boxes[n_x:]) if boxes is not None else (None, None)
         mask_a = self.align(x.mask, box_x, size, nearest=True)

@@ -15,7 +15,6 @@ from torch import Tensor
 
 from benchmark.method import Batch, Context, Method, Step, register
 from benchmark.settings import setting
-from methods.common.inference import eval_forward
 from methods.common.mixing import cutmix_strong
 from methods.common.pseudo import Pseudo
 
@@ -45,7 +44,7 @@ class UniMatch(Method):
         x, u, mix = batch.labeled, batch.unlabeled, batch.mix
         gen, tau, p = step.generator, self.params.threshold, self.params
         n_x, n_u = len(x.image), len(u.image)
-        mix_pseudo = Pseudo.from_logits(eval_forward(self.model, mix.image), mix.ignore)
+        mix_pseudo = Pseudo.from_logits(self.ctx.no_grad_forward(self.model, mix.image), mix.ignore)
         strong1, box1 = cutmix_strong(self.ctx, u, mix, gen)
         strong2, box2 = cutmix_strong(self.ctx, u, mix, gen)
 

@@ -53,7 +53,7 @@ def test_mkd_calls_are_recorded_with_their_modes() -> None:
     assert all(c.training and c.shape == (8, 3, 48, 48) and c.kwargs == {"features": True} for c in calls)
     assert all(p.grad is None for p in candidate.stepper.method.parameters())
     before = [p.clone() for p in candidate.stepper.method.student1.parameters()]
-    bench.replay(calls, torch.device("cpu"), candidate.stepper.autocast)
+    bench.replay(calls, torch.device("cpu"))
     assert all(torch.equal(a, b) for a, b in zip(before, candidate.stepper.method.student1.parameters()))
     assert all(p.grad is None for p in candidate.stepper.method.parameters())  # the replay leaves no gradient
 
@@ -61,7 +61,7 @@ def test_mkd_calls_are_recorded_with_their_modes() -> None:
 def test_the_json_names_the_device_versions_commit_and_numerics(measured) -> None:
     for key in ("device", "torch", "git_commit", "numerics", "methods", "preset"):
         assert key in measured
-    assert measured["numerics"]["supervised"] == {"amp": "off", "channels_last": True}
+    assert measured["numerics"]["supervised"] == {"amp": "off", "channels_last": True, "teacher": "off", "eval": "bf16"}
 
 
 def test_bench_with_a_split_measures_the_loader_and_the_evaluation(env, tmp_path, capsys) -> None:
@@ -71,7 +71,9 @@ def test_bench_with_a_split_measures_the_loader_and_the_evaluation(env, tmp_path
     assert len(written) == 1
     result = json.loads(written[0].read_text())
     assert result["loader"]["images_per_second"] > 0 and result["loader"]["images_per_batch"] == 12
-    assert set(result["evaluation"]["modes"]) == {"original", "center_crop", "sliding_window"}
+    modes = ("original", "center_crop", "sliding_window")
+    assert set(result["evaluation"]["modes"]) == {*modes, *(f"{m} (eval_amp=off)" for m in modes)}
+    assert result["evaluation"]["modes"]["original"]["eval_amp"] == "bf16"
     assert 0 < result["evaluation"]["modes"]["original"]["forward_share"] <= 1
     assert result["evaluation"]["sliding_window_over_forwards"] >= 1
     assert result["methods"][0]["loader_ratio"] > 0

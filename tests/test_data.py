@@ -148,3 +148,15 @@ def test_unknown_split_says_how_to_get_it(env) -> None:
         splits.load("voc_1_16")
     with pytest.raises(UserError, match="splits make --dataset camvid"):
         splits.load("camvid_1_8")
+
+
+def test_augmentations_keep_the_channels_last_format_of_their_input() -> None:
+    from benchmark.config import AugmentConfig
+    from benchmark.data.augment import StrongAugment, photometric_distortion
+
+    x = torch.rand(4, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    for augment in (StrongAugment(AugmentConfig()), photometric_distortion):
+        out = augment(x, torch.Generator().manual_seed(0))
+        same = augment(x.contiguous(), torch.Generator().manual_seed(0))
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(out, same)

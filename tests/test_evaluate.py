@@ -84,3 +84,18 @@ def test_center_crop_evaluates_only_the_centre() -> None:
     model, data = PixelModel(), ValSet()
     result = Evaluator(data, Protocol("center_crop", 10, 10), 5, 255, torch.device("cpu")).run(model)
     assert result.confusion.sum() == 6 * 10 * 10
+
+
+def test_per_image_counts_are_each_images_own_in_val_order_and_sum_to_the_dataset() -> None:
+    model, data = PixelModel(), ValSet()
+    data.items.insert(2, data.items.pop())  # the odd-sized image in the middle of a batch
+    data.items[0]["mask"][:5] = 255
+    result = Evaluator(data, Protocol("original", 16, 16), 5, 255, torch.device("cpu"), batch_size=4).run(model)
+    for k, item in enumerate(data):
+        pred = model(item["image"].float().div(255)[None]).argmax(1)[0]
+        own = confusion_matrix(pred, item["mask"], 5, 255).numpy()
+        assert (result.intersection[k] == own.diagonal()).all()
+        assert (result.union[k] == own.sum(0) + own.sum(1) - own.diagonal()).all()
+    total = result.confusion
+    assert (result.intersection.sum(0) == total.diagonal()).all()
+    assert (result.union.sum(0) == total.sum(0) + total.sum(1) - total.diagonal()).all()

@@ -42,7 +42,7 @@ def test_every_method_trains_with_finite_decreasing_loss_on_a_fixed_batch(name: 
     cls = registry.get(name)
     resolved = resolve_tiny(cls)
     cpu = torch.device("cpu")
-    numerics = Numerics.resolve("off", "on", cpu)
+    numerics = Numerics("off", True)
     method, _, _ = build_method(resolved, cls, cpu, numerics)
     optimizers = build_optimizers(method, resolved.run)
     stepper = Stepper(method, optimizers, method.trainable(), numerics, cpu, seed=0, total=100)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from benchmark import method as registry
-from benchmark.records import RunPaths
+from benchmark.records import RunPaths, read_per_image
 
 TINY = ["--set", "data.crop_size=48", "--set", "data.workers=0", "--set", "data.batch_size=4",
         "--set", "data.unlabeled_batch_size=4", "--set", "model.head_channels=16",
@@ -64,6 +64,8 @@ def test_sigkill_and_resume_reproduces_the_uninterrupted_run(env, name: str) -> 
     a, b = json.loads(whole.record.read_text()), json.loads(cut.record.read_text())
     for key in ("last_miou", "best_miou", "last_iou", "best_iteration", "completed_iterations", "status"):
         assert a[key] == b[key], key
+    per_whole, per_cut = read_per_image(whole.per_image), read_per_image(cut.per_image)
+    assert per_whole.keys() == per_cut.keys() and all((per_whole[k] == per_cut[k]).all() for k in per_whole)
 
 
 def test_two_runs_with_one_seed_give_identical_records(env) -> None:
@@ -98,10 +100,13 @@ def test_torchrun_with_two_cpu_processes(env, tiny_root) -> None:
     paths = RunPaths.of("demo", "demo_1_2", "fixmatch", 0)
     record = json.loads(paths.record.read_text())
     assert record["world_size"] == 2 and record["status"] == "finished"
+    per_image = read_per_image(paths.per_image)  # each image counted once, by one of the two processes
+    counted = (per_image["last_union"] + per_image["last_intersection"]).sum(1)  # 2 x pixels (64 px images)
+    assert per_image["last_union"].shape == (7, 7) and (counted == 2 * 64 * 64).all()
     assert record["global_batch"] == {"labeled": 4, "unlabeled": 4}
     assert record["per_process_batch"] == {"labeled": 2, "unlabeled": 2}
     assert record["batchnorm"] == "cross-process BatchNorm (gloo all_reduce)"
     assert [line["pixels"] for line in history(paths)] == [7 * 64 * 64] * 2  # every val image exactly once
     assert done.stdout.count("fixmatch on demo_1_2 seed 0: last mIoU") == 1  # only rank 0 reports and writes
     assert sorted(p.name for p in paths.folder.iterdir()) == ["checkpoint.pt", "config.yaml", "metrics.jsonl",
-                                                              "record.json"]
+                                                              "per_image.npz", "record.json"]

@@ -59,3 +59,117 @@ def test_published_numbers_and_unavailable_cells(tmp_path: Path, monkeypatch) ->
     assert "## voc" in markdown and "voc_92 (92 labeled)" in markdown and "70.00 (n=1)" in markdown
     for suffix in ("png", "svg"):
         assert (tmp_path / f"miou_vs_labels.{suffix}").stat().st_size > 1000
+
+
+def full_record(root: Path, split: str, method: str, seed: int, intersection, union, crop: int = 96,
+                best_gap: float = 0.0, last_step: int = 100, labeled: int = 128, fraction: float = 0.0625) -> None:
+    """A finished demo record with config.yaml, metrics.jsonl and per_image.npz (its mIoU from the counts)."""
+    import numpy as np
+
+    from benchmark import stats
+    from benchmark.records import write_per_image
+
+    tag = method.partition("+")[2] or None
+    paths = RunPaths.of("demo", split, method.partition("+")[0], seed, tag, root)
+    last = float(stats.miou(intersection.sum(0), union.sum(0))) / 100
+    fake_record("demo", split, method.partition("+")[0], seed, last, last + best_gap / 100, labeled, fraction,
+                tag=tag, root=root)
+    record = json.loads(paths.record.read_text())
+    record.update({"iterations": 100, "class_names": ["a", "b", "c"], "last_iou": [0.5, 0.5, 0.5],
+                   "eval": {"mode": "original"}, "split_sha256": "s"})
+    paths.record.write_text(json.dumps(record))
+    paths.config.write_text(f"data:\n  crop_size: {crop}\nmodel:\n  backbone: efficientnet_lite0\n")
+    lines = [{"iteration": step, "miou": last * step / last_step, "losses": {"loss": 1 / step}}
+             for step in (last_step // 2, last_step)]
+    paths.metrics.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    counts = {"iteration": last_step, "intersection": intersection, "union": union}
+    write_per_image(paths, [f"img{k}.png" for k in range(len(union))], {"last": counts, "best": counts})
+
+
+def made_up(seed: int, skill: float):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    union = rng.integers(100, 400, size=(20, 3))
+    return np.floor(union * rng.uniform(skill - 0.2, skill + 0.2, size=union.shape)).astype(np.int64), union
+
+
+def test_intervals_marks_and_paired_comparison_from_per_image_counts(tmp_path: Path) -> None:
+    import numpy as np
+
+    from benchmark import stats
+
+    for seed in range(3):
+        full_record(tmp_path, "demo_1_16", "supervised", seed, *made_up(seed, 0.4))
+        full_record(tmp_path, "demo_1_16", "fixmatch", seed, *made_up(10 + seed, 0.7))
+        full_record(tmp_path, "demo_1_16", "unimatch", seed, *made_up(10 + seed, 0.7))  # fixmatch's counts
+    runs, _ = report.load_runs(tmp_path)
+    per_image = report.PerImage(runs)
+    summary = report.attach_intervals(report.summarise(runs), per_image).set_index("method")
+    weights = stats.resample_weights(20, seed=0)
+    expected = stats.cell_interval([made_up(s, 0.4) for s in range(3)], weights)
+    assert summary.loc["supervised", "ci_low"] == expected.low and summary.loc["supervised", "ci_high"] == expected.high
+    assert {summary.loc["fixmatch", "mark"], summary.loc["unimatch", "mark"]} == {"best", "tied"}
+    assert summary.loc["supervised", "mark"] == ""
+    lines = report.compare(runs, per_image, "unimatch", "fixmatch")
+    assert len(lines) == 1 and "+0.00 [+0.00, +0.00]" in lines[0] and "not distinguishable" in lines[0]
+    gain = report.compare(runs, per_image, "fixmatch", "supervised")[0]
+    direct = stats.difference_interval([made_up(10 + s, 0.7) for s in range(3)], [made_up(s, 0.4) for s in range(3)],
+                                       weights)
+    assert str(direct) in gain and "0 outside" in gain and direct.low > 0
+    assert np.isclose(summary.loc["fixmatch", "last_mean"], direct.estimate + summary.loc["supervised", "last_mean"])
+
+
+def test_protocol_checks_name_the_cells_and_mixed_protocols_are_never_averaged(tmp_path: Path) -> None:
+    from benchmark.checks import protocol_checks
+
+    full_record(tmp_path, "demo_1_16", "supervised", 0, *made_up(0, 0.6))
+    full_record(tmp_path, "demo_1_16", "supervised", 1, *made_up(1, 0.6), crop=64)
+    full_record(tmp_path, "demo_1_8", "supervised", 0, *made_up(2, 0.3), labeled=256, fraction=0.125)
+    full_record(tmp_path, "demo_1_8", "fixmatch", 0, *made_up(3, 0.5), best_gap=2.5, labeled=256, fraction=0.125)
+    full_record(tmp_path, "demo_1_8", "unimatch", 0, *made_up(4, 0.5), last_step=80, labeled=256, fraction=0.125)
+    runs, _ = report.load_runs(tmp_path)
+    summary = report.summarise(runs)
+    assert len(summary[summary["split"] == "demo_1_16"]) == 2  # one row per protocol, each of one seed
+    lines = protocol_checks(runs, summary)["demo"]
+    assert len(lines) == 5
+    assert lines[0].startswith("fewer than 3 seeds") and "fixmatch on demo_1_8 (local) (n=1)" in lines[0]
+    assert "differ in protocol" in lines[1] and "supervised [" in lines[1]
+    assert lines[2].startswith("supervised (local) is not ordered by labeled count")
+    assert "peaked early" in lines[3] and "fixmatch on demo_1_8 (local) seed 0 (2.5)" in lines[3]
+    assert "not at the final step" in lines[4] and "unimatch on demo_1_8 (local) seed 0 (last at 80 of 100)" in lines[4]
+
+
+def test_latex_curves_per_class_and_variant_figures_are_written(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCHMARK_RESULTS", str(tmp_path))
+    for seed in range(3):
+        full_record(tmp_path, "demo_1_16", "supervised", seed, *made_up(seed, 0.4))
+        full_record(tmp_path, "demo_1_16", "fixmatch", seed, *made_up(10 + seed, 0.7))
+    full_record(tmp_path, "demo_1_16", "fixmatch+weak", 0, *made_up(20, 0.5))
+    console = Console(record=True, width=250)
+    report.main(console, which="local", latex=True, compare_methods=("fixmatch", "supervised"))
+    tex = (tmp_path / "summary.tex").read_text()
+    assert "\\toprule" in tex and "\\textbf{" in tex and "fixmatch+weak" not in tex
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "95% CI [" in markdown and "▲ best" in markdown and "fewer than 3 seeds" in markdown
+    per_class = (tmp_path / "per_class.csv").read_text().splitlines()
+    assert per_class[0] == "dataset,split,method,source,class,iou,vs_supervised" and len(per_class) == 1 + 3 * 3
+    for name in ("miou_vs_labels", "miou_vs_labels_variants", "curves_demo", "losses_demo"):
+        for suffix in ("png", "svg"):
+            assert (tmp_path / f"{name}.{suffix}").stat().st_size > 1000, name
+    assert "fixmatch - supervised = +" in console.export_text()
+
+
+def test_a_damaged_per_image_file_costs_its_cell_the_interval_and_nothing_else(tmp_path: Path) -> None:
+    import math
+
+    for seed in range(2):
+        full_record(tmp_path, "demo_1_16", "supervised", seed, *made_up(seed, 0.4))
+        full_record(tmp_path, "demo_1_16", "fixmatch", seed, *made_up(10 + seed, 0.7))
+    damaged = RunPaths.of("demo", "demo_1_16", "fixmatch", 1, root=tmp_path).per_image
+    damaged.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    runs, skipped = report.load_runs(tmp_path)
+    summary = report.attach_intervals(report.summarise(runs), report.PerImage(runs)).set_index("method")
+    assert not skipped and summary.loc["fixmatch", "seeds"] == 2 and math.isnan(summary.loc["fixmatch", "ci_low"])
+    assert summary.loc["supervised", "ci_low"] < summary.loc["supervised", "last_mean"]
+    assert "no interval" in report.compare(runs, report.PerImage(runs), "fixmatch", "supervised")[0]

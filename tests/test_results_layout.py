@@ -76,7 +76,8 @@ def test_promote_copies_a_finished_run_and_refuses_what_it_should(env, tiny_conf
     run = RunPaths.of("demo", "demo_1_4", "supervised", 0)
     lines = list(reference_module.promote([run.folder], reference=reference))
     target = RunPaths.of("demo", "demo_1_4", "supervised", 0, root=reference)
-    assert lines and sorted(p.name for p in target.folder.iterdir()) == ["config.yaml", "metrics.jsonl", "record.json"]
+    assert lines and sorted(p.name for p in target.folder.iterdir()) == ["config.yaml", "metrics.jsonl", "per_image.npz",
+                                                                        "record.json"]
     assert target.record.read_bytes() == run.record.read_bytes()
     with pytest.raises(Exception, match="exists; pass --replace"):
         list(reference_module.promote([run.folder], reference=reference))

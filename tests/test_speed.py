@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -286,3 +287,32 @@ def test_speed_runs_on_a_voc_tree_with_the_voc_1_16_split(tmp_path, monkeypatch)
     assert record["status"] == "finished" and record["preset"] == "voc" and len(record["last_iou"]) == 21
     assert record["method_params"]["rule"] == "max" and record["weights"]["source"] == "scratch"
     assert record["fidelity"].startswith("re-implemented from the paper")
+
+
+def test_relation_kl_gradient_matches_autograd_of_the_direct_formula() -> None:
+    torch.manual_seed(2)
+    student = torch.randn(2, 3, 2, 3, dtype=torch.float64, requires_grad=True)
+    teacher = torch.randn(2, 3, 2, 3, dtype=torch.float64)
+    valid = torch.tensor([[True, False, True, True, True, True], [False] * 6])
+    weights = node_weights(teacher, valid, entropy_weighting=False)
+
+    def direct(s: torch.Tensor) -> torch.Tensor:
+        def log_relation(v: torch.Tensor) -> torch.Tensor:
+            v = F.normalize(v.flatten(2), dim=1)
+            sim = (v.transpose(1, 2) @ v / 0.1).masked_fill(~valid.unsqueeze(1), float("-inf"))
+            return sim.log_softmax(-1)
+        log_s, log_t = log_relation(s), log_relation(teacher)
+        kl = torch.where(valid.unsqueeze(1), log_t.exp() * (log_t - log_s), 0.0).sum(-1)
+        return (kl * weights).sum(1)[0]  # the second image has no valid node: left out
+
+    ours = relation_kl(student, teacher, valid, weights, 0.1)
+    expected = direct(student)
+    assert torch.allclose(ours, expected, atol=1e-12)
+    (grad,) = torch.autograd.grad(ours, student)
+    (grad_expected,) = torch.autograd.grad(expected, student)
+    assert torch.allclose(grad, grad_expected, atol=1e-12) and grad.abs().max() > 1e-3
+    assert torch.isfinite(grad).all() and not grad[1].any()
+    loss = relation_kl(student, teacher, valid, weights, 0.1)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="runs once per forward"):
+        loss.backward()

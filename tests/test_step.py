@@ -8,9 +8,11 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import torch
 
 from benchmark.method import Batch, Method, Step
+from benchmark.models.deeplab import SegOutput
 from benchmark.step import Numerics, Stepper, build_method, build_optimizers
 from helpers import resolve_tiny
 from methods.mkd import MKD
@@ -46,7 +48,7 @@ class Counting(Method):
 
 def stepper_for(cls: type[Method], accumulate: int, rollback: bool = False, **params: object) -> Stepper:
     resolved = resolve_tiny(cls, method=params)
-    numerics = Numerics.resolve("off", "off", CPU)
+    numerics = Numerics("off", False)
     method, _, _ = build_method(resolved, cls, CPU, numerics)
     return Stepper(method, build_optimizers(method, resolved.run), method.trainable(), numerics, CPU, seed=0,
                    total=100, accumulate=accumulate, rollback=rollback)
@@ -123,3 +125,48 @@ def test_the_harness_never_imports_from_the_methods_package() -> None:
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{path.name}: {n}" for n in names if n == "methods" or n.startswith("methods.")]
     assert offenders == []
+
+
+def test_numerics_resolve_evaluation_to_bf16_on_cpu_and_refuse_fp16_there() -> None:
+    from benchmark.config import TrainerConfig
+    from benchmark.errors import UserError
+
+    assert Numerics.resolve(TrainerConfig(), CPU) == Numerics("off", True, teacher="off", eval="bf16")
+    assert Numerics.resolve(TrainerConfig(amp="bf16", eval_amp="off", channels_last="off"), CPU) == \
+        Numerics("bf16", False, teacher="bf16", eval="off")
+    with pytest.raises(UserError, match="teacher_amp = fp16 needs CUDA"):
+        Numerics.resolve(TrainerConfig(teacher_amp="fp16"), CPU)
+
+
+class Probe(torch.nn.Module):
+    """Records the grad mode, training mode and autocast state of its calls; returns a NamedTuple."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 1)
+        self.seen: list[tuple[bool, bool, bool]] = []
+
+    def forward(self, x: torch.Tensor, features: bool = False):
+        self.seen.append((torch.is_grad_enabled(), self.training, torch.is_autocast_enabled("cpu")))
+        y = self.conv(x)
+        return SegOutput(y, y[:, :1], y, [y, x.long()]) if features else y
+
+
+def test_no_grad_forward_runs_in_the_teacher_numerics_and_returns_float32() -> None:
+    from benchmark.step import build_context
+
+    resolved = resolve_tiny(Counting)
+    ctx = build_context(resolved.run, CPU, Numerics("off", False, teacher="bf16"), [])
+    probe = Probe().train()
+    x = torch.rand(2, 3, 8, 8)
+    out = ctx.no_grad_forward(probe, x, features=True)
+    assert probe.seen == [(False, False, True)] and probe.training
+    assert isinstance(out, SegOutput) and out.logits.dtype == torch.float32 and not out.logits.requires_grad
+    assert out.stages[0].dtype == torch.float32 and out.stages[1].dtype == torch.int64
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = probe.conv(x).float()
+    assert torch.equal(out.logits, expected) and not torch.equal(out.logits, probe.conv(x))
+    ctx.no_grad_forward(probe, x, eval_mode=False)
+    assert probe.seen[-1] == (False, True, True)
+    plain = build_context(resolved.run, CPU, Numerics("off", False, teacher="off"), [])
+    assert torch.equal(plain.no_grad_forward(probe, x), probe.conv(x).detach()) and not probe.seen[-1][2]

@@ -28,6 +28,14 @@ def _per_image(flags: Tensor) -> Tensor:
     return flags.view(-1, 1, 1, 1)
 
 
+def _in_format_of(y: Tensor, x: Tensor) -> Tensor:
+    """``y`` in the memory format of ``x``: the per-channel arithmetic here returns contiguous NCHW
+    images, and a channels_last network would otherwise convert them at its first layer."""
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return y.contiguous(memory_format=torch.channels_last)
+    return y
+
+
 def grayscale(x: Tensor) -> Tensor:
     """Luma of N x 3 x H x W images as N x 1 x H x W."""
     weights = torch.tensor(GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
@@ -95,7 +103,7 @@ class StrongAugment:
         self.config = config
 
     def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        cfg, n, device = self.config, x.shape[0], x.device
+        cfg, n, device, images = self.config, x.shape[0], x.device, x
         bright, contrast, saturation, hue = cfg.jitter
         jitter = torch.rand(n, generator=gen, device=device) < cfg.jitter_p
         factors = [_uniform(gen, n, max(0.0, 1 - s), 1 + s, device).view(-1, 1, 1, 1)
@@ -110,7 +118,7 @@ class StrongAugment:
         gray = torch.rand(n, generator=gen, device=device) < cfg.grayscale_p
         x = torch.where(_per_image(gray), grayscale(x).expand_as(x), x)
         blur = torch.rand(n, generator=gen, device=device) < cfg.blur_p
-        return torch.where(_per_image(blur), random_blur(x, cfg.blur_sigma, gen), x)
+        return _in_format_of(torch.where(_per_image(blur), random_blur(x, cfg.blur_sigma, gen), x), images)
 
 
 def cutmix_boxes(n: int, height: int, width: int, config: AugmentConfig, gen: torch.Generator,
@@ -142,8 +150,8 @@ def photometric_distortion(x: Tensor, gen: torch.Generator) -> Tensor:
     hsv = rgb_to_hsv(x)
     sat = torch.where(use_s[:, 0], (hsv[:, 1] * saturation).clamp(0, 1), hsv[:, 1])
     hue_turns = torch.where(use_h[:, 0], (hsv[:, 0] + hue) % 1.0, hsv[:, 0])
-    x = hsv_to_rgb(torch.stack([hue_turns, sat, hsv[:, 2]], 1))
-    return torch.where(use_c & ~contrast_first, (x * contrast).clamp(0, 1), x)
+    y = hsv_to_rgb(torch.stack([hue_turns, sat, hsv[:, 2]], 1))
+    return _in_format_of(torch.where(use_c & ~contrast_first, (y * contrast).clamp(0, 1), y), x)
 
 
 def _boxes(area: Tensor, ratio: Tensor, height: int, width: int, gen: torch.Generator) -> Tensor:

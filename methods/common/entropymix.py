@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.method import Context, Unlabeled
-from methods.common.inference import eval_forward
 from methods.common.losses import normalized_entropy
 from methods.common.pseudo import Pseudo
 
@@ -120,7 +119,7 @@ class EntropyMix:
         sources = (u, u, mix, mix)[:k]  # the image behind each candidate view
         strong = [ctx.strong(source.image, gen) for source in sources]
         views = torch.stack(strong, 1)  # N x K x 3 x H x W
-        out = eval_forward(model, torch.cat([u.image, mix.image, *strong]), features=features)
+        out = ctx.no_grad_forward(model, torch.cat([u.image, mix.image, *strong]), features=features)
         logits = out.logits if features else out
         weak, strong_logits = logits[:2 * n], logits[2 * n:]
         entropy = normalized_entropy(strong_logits).view(k, n, *logits.shape[-2:]).transpose(0, 1)

@@ -24,7 +24,12 @@ def kl_with_temperature(student: Tensor, teacher: Tensor, temperature: float = 1
     """Per-position T^2 KL(softmax(teacher / T) || softmax(student / T)) along ``dim`` (not reduced)."""
     log_p_s = F.log_softmax(student.float() / temperature, dim=dim)
     log_p_t = F.log_softmax(teacher.float() / temperature, dim=dim)
-    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim) * temperature ** 2
+    return kl_from_log_probs(log_p_s, log_p_t, dim) * temperature ** 2
+
+
+def kl_from_log_probs(log_p_s: Tensor, log_p_t: Tensor, dim: int = 1) -> Tensor:
+    """Per-position KL(p_t || p_s) along ``dim`` from log-probabilities (not reduced)."""
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim)
 
 
 def normalized_entropy(logits: Tensor, dim: int = 1) -> Tensor:

@@ -9,9 +9,12 @@ node-validity rules are that specification's choices.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from methods.common.losses import kl_with_temperature, normalized_entropy
 
@@ -37,20 +40,58 @@ def node_weights(teacher_logits: Tensor, valid: Tensor, entropy_weighting: bool)
     return weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
 
 
-def relation(vectors: Tensor, valid: Tensor, tau: float) -> Tensor:
-    """Log relation matrices (B x N x N) of B x C x h x w node vectors: log softmax over columns of
-    cos(v_i, v_j) / tau, invalid columns excluded."""
-    v = F.normalize(vectors.flatten(2), dim=1)  # B x C x N
-    similarity = torch.bmm(v.transpose(1, 2), v) / tau
-    similarity.masked_fill_(~valid.unsqueeze(1), float("-inf"))  # in place: the division's output is ours
-    return similarity.log_softmax(-1)
+def _row_softmax_(similarity: Tensor, invalid_columns: Tensor) -> tuple[Tensor, Tensor]:
+    """Softmax over the valid columns of each row, written into ``similarity``, and its log-normaliser.
+    In place because the matrices are large: a fresh one per operation costs more in page faults than the
+    arithmetic. Invalid columns take the dtype's lowest value rather than -inf, so that a row with no
+    valid column gives a finite (uniform) softmax instead of NaN."""
+    similarity.masked_fill_(invalid_columns, torch.finfo(similarity.dtype).min)
+    peak = similarity.amax(-1, keepdim=True)
+    total = similarity.sub_(peak).exp_().sum(-1, keepdim=True)
+    return similarity.div_(total), (peak + total.log()).squeeze(-1)
+
+
+class _RelationKL(torch.autograd.Function):
+    """Per-row KL(softmax(T^T T) || softmax(S^T S)) over valid columns for B x C x N node vectors S
+    (student) and T (teacher, a target: no gradient), with the gradient written out.
+
+    With P_s, P_t the row softmaxes and lse the log-normalisers, row i's KL is
+    sum_j P_t(ij) (t_ij - s_ij) - lse_t(i) + lse_s(i) (the rows of P_t sum to one), and the first sum is
+    t_i . (P_t T^T)_i - s_i . (P_t S^T)_i: two N x C products instead of N x N log-matrices. Its gradient
+    with respect to the similarities is G = diag(g) (P_s - P_t), and with respect to S it is
+    S (G + G^T). Only P_s and P_t (N x N) are kept for the backward, where autograd's chain of
+    log-softmax, subtraction and product kept five such matrices and made as many passes over them.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, s: Tensor, t: Tensor, valid: Tensor) -> Tensor:
+        invalid_columns = ~valid.unsqueeze(1)
+        st, tt = s.transpose(1, 2), t.transpose(1, 2)  # B x N x C
+        p_t, lse_t = _row_softmax_(torch.bmm(tt, t), invalid_columns)
+        p_s, lse_s = _row_softmax_(torch.bmm(st, s), invalid_columns)
+        cross = (torch.bmm(p_t, tt) * tt).sum(-1) - (torch.bmm(p_t, st) * st).sum(-1)
+        ctx.save_for_backward(s, p_s, p_t)
+        ctx.used = False
+        return cross + (lse_s - lse_t)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        if ctx.used:
+            raise RuntimeError("the relation KL's backward reuses its saved matrices and runs once per forward")
+        ctx.used = True
+        s, p_s, p_t = ctx.saved_tensors
+        g = p_s.sub_(p_t).mul_(grad.unsqueeze(-1))  # in place, as in the forward
+        return torch.bmm(s, g.transpose(1, 2)).add_(torch.bmm(s, g)), None, None
 
 
 def relation_kl(student: Tensor, teacher: Tensor, valid: Tensor, weights: Tensor, tau: float) -> Tensor:
-    """Weighted mean over rows of KL(A_teacher || A_student), averaged over the images with valid nodes."""
-    log_s, log_t = relation(student, valid, tau), relation(teacher, valid, tau)
-    kl = torch.where(valid.unsqueeze(1), log_t.exp() * (log_t - log_s), 0.0).sum(-1)
-    return weighted_node_mean(kl, weights, valid)
+    """Weighted mean over rows of KL(A_teacher || A_student), averaged over the images with valid nodes.
+    A is the row-wise softmax of cos(v_i, v_j) / tau over valid columns; the teacher is a target."""
+    scale = tau ** -0.5  # s_i . s_j = cos / tau
+    s = F.normalize(student.flatten(2), dim=1) * scale
+    t = F.normalize(teacher.detach().flatten(2), dim=1) * scale
+    return weighted_node_mean(_RelationKL.apply(s, t, valid), weights, valid)
 
 
 def logit_relation_loss(student: Tensor, teacher: Tensor, valid: Tensor, weights: Tensor, tau: float,

@@ -1,0 +1,58 @@
+"""What makes a table untrustworthy, said above it: one line per check, naming the cells.
+
+Checks (per data set, on the runs ``report`` loaded): cells with fewer than three seeds; cells whose runs
+differ in protocol (crop, schedule, evaluation, backbone, weights, split files), which are reported as
+separate rows and never averaged; a supervised row whose mean does not rise with the labeled count; runs
+whose best evaluation beats their last by more than 1 mIoU (they peaked early); runs whose last evaluation
+is not at their final step.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+MIN_SEEDS = 3
+PEAK_GAP = 1.0
+"""mIoU points of best over last above which a run is said to have peaked early."""
+
+
+def _cell(row: object) -> str:
+    return f"{row.method} on {row.split}" + ("" if row.source == "reference" else f" ({row.source})")
+
+
+def _listing(cells: list[str]) -> str:
+    unique = list(dict.fromkeys(cells))
+    return ", ".join(unique[:12]) + (f" and {len(unique) - 12} more" if len(unique) > 12 else "")
+
+
+def protocol_checks(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, list[str]]:
+    """Per data set, the lines that say what in its table cannot be trusted (none: an empty list)."""
+    found: dict[str, list[str]] = {}
+    for dataset, block in summary.groupby("dataset", sort=False):
+        lines = []
+        few = [f"{_cell(r)} (n={r.seeds})" for r in block.itertuples() if r.seeds < MIN_SEEDS]
+        if few:
+            lines.append(f"fewer than {MIN_SEEDS} seeds, no spread to trust: {_listing(few)}")
+        mixed = [_cell(r) for r in block.itertuples() if r.protocols > 1]
+        if mixed:
+            lines.append(f"runs of one cell differ in protocol (crop, schedule, evaluation, backbone, weights or "
+                         f"split files) and are shown as separate rows, never averaged: {_listing(mixed)}")
+        supervised = block[[m.partition(" [")[0] == "supervised" for m in block["method"]]]
+        for source, rows in supervised.groupby("source"):
+            by_count = rows.groupby("labeled")["last_mean"].mean().sort_index()  # protocols of one count pooled
+            means = list(by_count)
+            if any(later <= earlier for earlier, later in zip(means, means[1:])):
+                order = ", ".join(f"{r.split} {r.last_mean:.2f}" for r in rows.sort_values("labeled").itertuples())
+                lines.append(f"supervised ({source}) is not ordered by labeled count: {order}")
+        mine = runs[runs["dataset"] == dataset]
+        peaked = [_cell(r) + f" seed {r.seed} ({r.best - r.last:.1f})" for r in mine.itertuples()
+                  if r.best - r.last > PEAK_GAP]
+        if peaked:
+            lines.append(f"best minus last above {PEAK_GAP:g} mIoU (the run peaked early): {_listing(peaked)}")
+        unfinished = [_cell(r) + f" seed {r.seed} (last at {r.last_iteration:g} of {r.iterations:g})"
+                      for r in mine.itertuples()
+                      if pd.notna(r.last_iteration) and pd.notna(r.iterations) and r.last_iteration != r.iterations]
+        if unfinished:
+            lines.append(f"last evaluation not at the final step: {_listing(unfinished)}")
+        found[dataset] = lines
+    return found

@@ -1,0 +1,163 @@
+"""The report's tables: terminal (rich), Markdown, LaTeX (booktabs) and the per-class tables.
+
+A cell is the last evaluation's mIoU, mean ± std over seeds (n), its 95 % bootstrap interval over val
+images where the records carry per-image counts, and the best evaluation's mean below. Per split, the
+best main method is marked (bold in Markdown and LaTeX) and so is every main method whose paired
+difference to it has an interval containing 0 ("tied": these val images cannot tell them apart).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from benchmark.records import is_main
+
+MARKS = {"best": "▲ best", "tied": "≈ best"}
+
+
+def _fmt(mean: float, std: float | None) -> str:
+    return f"{mean:.2f}" if std is None or math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def grid(summary: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, list[tuple[str, str, list[Any]]]]]:
+    """Per data set: its splits (ordered by labeled fraction) and, per method and source, the summary row
+    of each split (None where the method has no run on it). Main methods come before tagged variants."""
+    for dataset, block in summary.groupby("dataset", sort=False):
+        splits = block.drop_duplicates("split").sort_values("fraction")
+        rows = []
+        for (method, source), runs in block.groupby(["method", "source"], sort=True):
+            by_split = {r.split: r for r in runs.itertuples()}
+            rows.append((method, source, [by_split.get(s) for s in splits["split"]]))
+        rows.sort(key=lambda row: not is_main(row[0]))
+        yield dataset, splits, rows
+
+
+def _interval(row: Any) -> str:
+    low, high = getattr(row, "ci_low", math.nan), getattr(row, "ci_high", math.nan)
+    return "" if low is None or math.isnan(low) else f"95% CI [{low:.2f}, {high:.2f}]"
+
+
+def cell_text(row: Any, newline: str, published: str) -> str:
+    """One cell: last mean ± std (n), interval, mark, best, published number."""
+    if row is None:
+        return ""
+    lines = [f"{_fmt(row.last_mean, row.last_std)} (n={row.seeds})"]
+    if _interval(row):
+        lines.append(_interval(row))
+    if getattr(row, "mark", ""):
+        lines.append(MARKS[row.mark])
+    lines.append(f"best {_fmt(row.best_mean, row.best_std)}")
+    if getattr(row, "published", ""):
+        lines.append(published.format(row.published))
+    return newline.join(lines)
+
+
+def markdown(summary: pd.DataFrame, checks: dict[str, list[str]] | None = None) -> str:
+    """One Markdown table per data set (rows methods, columns splits), its protocol checks above it."""
+    parts = ["# Results\n", "mIoU (%) on the val set: last evaluation mean ± std over seeds (n seeds), its 95 % "
+             "bootstrap interval over val images (where the records carry per-image counts), best evaluation "
+             "below. ▲ marks the best main method of a split, ≈ a main method whose paired difference to it has "
+             "an interval containing 0. Published numbers are the papers' own, with their backbone. Runs: "
+             "'reference' = the suite's committed records (results/reference/), 'local' = your own runs.\n"]
+    for dataset, splits, rows in grid(summary):
+        header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
+        parts.append(f"\n## {dataset}\n\n")
+        for line in (checks or {}).get(dataset, []):
+            parts.append(f"- ⚠ {line}\n")
+        parts.append("\n| method | runs | " + " | ".join(header) + " |\n|---|---|" + "---|" * len(header) + "\n")
+        for method, source, cells in rows:
+            parts.append(f"| {method} | {source} | "
+                         + " | ".join(cell_text(c, "<br>", "published: {}") for c in cells) + " |\n")
+    return "".join(parts)
+
+
+def terminal(summary: pd.DataFrame, console: Console, checks: dict[str, list[str]] | None = None) -> None:
+    """Rich tables, one per data set, each under its protocol checks."""
+    for dataset, splits, rows in grid(summary):
+        for line in (checks or {}).get(dataset, []):
+            console.print(f"[yellow]check {dataset}:[/] {line}", highlight=False, soft_wrap=True)
+        table = Table(title=f"{dataset}: mIoU % (last: mean ± std over seeds, 95 % interval over val images; best)",
+                      show_lines=True)
+        table.add_column("method", style="bold")
+        table.add_column("runs")
+        for s in splits.itertuples():
+            table.add_column(f"{s.split}\n{s.labeled} labeled ({100 * s.fraction:.3g} %)", justify="right")
+        for method, source, cells in rows:
+            table.add_row(method, source, *(cell_text(c, "\n", "[dim]published {}[/]") for c in cells))
+        console.print(table)
+
+
+def _latex_escape(text: str) -> str:
+    return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+
+
+def latex(summary: pd.DataFrame) -> str:
+    """The headline table (main methods, one source per row) as LaTeX tabulars, one per data set: mean ±
+    std of the last evaluation per split, the best of each split in bold, and the published numbers in a
+    second column group ('--' where no paper reports that split). Needs booktabs."""
+    parts = ["% python -m benchmark report --latex; needs \\usepackage{booktabs}\n"]
+    for dataset, splits, rows in grid(summary):
+        rows = [r for r in rows if is_main(r[0])]
+        names = [_latex_escape(s) for s in splits["split"]]
+        n = len(names)
+        parts.append(f"\n% {dataset}\n\\begin{{tabular}}{{ll{'c' * n}{'c' * n}}}\n\\toprule\n")
+        parts.append(f"& & \\multicolumn{{{n}}}{{c}}{{ours (mIoU \\%)}} & \\multicolumn{{{n}}}{{c}}{{published}} \\\\\n")
+        parts.append(f"\\cmidrule(lr){{3-{2 + n}}}\\cmidrule(lr){{{3 + n}-{2 + 2 * n}}}\n")
+        labels = [f"{name} ({s.labeled})" for name, s in zip(names, splits.itertuples())]
+        parts.append("method & runs & " + " & ".join(labels + labels) + " \\\\\n\\midrule\n")
+        for method, source, cells in rows:
+            ours = []
+            for c in cells:
+                if c is None:
+                    ours.append("--")
+                    continue
+                text = _fmt(c.last_mean, c.last_std).replace("±", "$\\pm$")
+                ours.append(f"\\textbf{{{text}}}" if getattr(c, "mark", "") == "best" else text)
+            published = [_latex_escape(getattr(c, "published", "") or "--") if c is not None else "--" for c in cells]
+            parts.append(f"{_latex_escape(method)} & {source} & " + " & ".join(ours + published) + " \\\\\n")
+        parts.append("\\bottomrule\n\\end{tabular}\n")
+    return "".join(parts)
+
+
+def per_class_markdown(table: pd.DataFrame) -> str:
+    """Per data set and split: rows methods, columns classes; IoU (%) with the difference to supervised."""
+    parts = ["# Per-class IoU\n", "IoU (%) of the last evaluation, mean over seeds; in brackets the difference to "
+             "supervised on the same split (which classes a method gains or loses).\n"]
+    for (dataset, split), block in table.groupby(["dataset", "split"], sort=False):
+        classes = list(dict.fromkeys(block["class"]))
+        parts.append(f"\n## {dataset} {split}\n\n| method | runs | " + " | ".join(classes) + " |\n|---|---|"
+                     + "---|" * len(classes) + "\n")
+        for (method, source), rows in block.groupby(["method", "source"], sort=True):
+            by_class = {r["class"]: r for _, r in rows.iterrows()}
+            parts.append(f"| {method} | {source} | " + " | ".join(_class_cell(by_class.get(c)) for c in classes)
+                         + " |\n")
+    return "".join(parts)
+
+
+def _class_cell(row: Any) -> str:
+    if row is None or math.isnan(row["iou"]):
+        return ""
+    delta = row["vs_supervised"]
+    return f"{row['iou']:.1f}" + ("" if math.isnan(delta) or row["method"] == "supervised" else f" ({delta:+.1f})")
+
+
+def per_class_terminal(table: pd.DataFrame, console: Console) -> None:
+    """The per-class tables of the main methods in the terminal (variants: per_class.md and .csv)."""
+    table = table[[is_main(m) for m in table["method"]]]
+    for (dataset, split), block in table.groupby(["dataset", "split"], sort=False):
+        classes = list(dict.fromkeys(block["class"]))
+        out = Table(title=f"{dataset} {split}: per-class IoU % (difference to supervised)")
+        out.add_column("method", style="bold")
+        out.add_column("runs")
+        for name in classes:
+            out.add_column(name, justify="right")
+        for (method, source), rows in block.groupby(["method", "source"], sort=True):
+            by_class = {r["class"]: r for _, r in rows.iterrows()}
+            out.add_row(method, source, *(_class_cell(by_class.get(c)) for c in classes))
+        console.print(out)
