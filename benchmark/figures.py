@@ -130,6 +130,7 @@ def curves(runs: pd.DataFrame, out: Path) -> list[Path]:
                     if len(steps):
                         ax.plot(steps, mean, color=_COLOURS[index % len(_COLOURS)], label=key)
                 ax.set_title(f"{method}, {split}", fontsize=9)
+                ax.set_xlabel("step", fontsize=8)
                 ax.grid(alpha=0.3)
                 if keys:
                     ax.legend(fontsize=6)

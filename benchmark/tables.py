@@ -18,7 +18,7 @@ from rich.table import Table
 
 from benchmark.records import is_main
 
-MARKS = {"best": "▲ best", "tied": "≈ best"}
+MARKS = {"best": "▲ top", "tied": "≈ top"}
 
 
 def _fmt(mean: float, std: float | None) -> str:
@@ -62,8 +62,8 @@ def markdown(summary: pd.DataFrame, checks: dict[str, list[str]] | None = None) 
     """One Markdown table per data set (rows methods, columns splits), its protocol checks above it."""
     parts = ["# Results\n", "mIoU (%) on the val set: last evaluation mean ± std over seeds (n seeds), its 95 % "
              "bootstrap interval over val images (where the records carry per-image counts), best evaluation "
-             "below. ▲ marks the best main method of a split, ≈ a main method whose paired difference to it has "
-             "an interval containing 0. Published numbers are the papers' own, with their backbone. Runs: "
+             "below. ▲ top marks the main method of a split with the highest mean, ≈ top a main method whose "
+             "paired difference to it has an interval containing 0. Published numbers are the papers' own, with their backbone. Runs: "
              "'reference' = the suite's committed records (results/reference/), 'local' = your own runs.\n"]
     for dataset, splits, rows in grid(summary):
         header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]

@@ -151,7 +151,7 @@ def test_latex_curves_per_class_and_variant_figures_are_written(tmp_path: Path, 
     tex = (tmp_path / "summary.tex").read_text()
     assert "\\toprule" in tex and "\\textbf{" in tex and "fixmatch+weak" not in tex
     markdown = (tmp_path / "summary.md").read_text()
-    assert "95% CI [" in markdown and "▲ best" in markdown and "fewer than 3 seeds" in markdown
+    assert "95% CI [" in markdown and "▲ top" in markdown and "fewer than 3 seeds" in markdown
     per_class = (tmp_path / "per_class.csv").read_text().splitlines()
     assert per_class[0] == "dataset,split,method,source,class,iou,vs_supervised" and len(per_class) == 1 + 3 * 3
     for name in ("miou_vs_labels", "miou_vs_labels_variants", "curves_demo", "losses_demo"):
