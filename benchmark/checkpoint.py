@@ -37,14 +37,42 @@ class Identity:
                 "split_sha256": self.split_sha256}
 
 
-def save(path: Path, identity: Identity, state: dict[str, Any], method: Method,
-         optimizers: dict[str, torch.optim.Optimizer], wrapped_names: list[str]) -> None:
-    """Write the checkpoint atomically; networks wrapped in DDP are stored under their plain names. A state
-    holding a NaN or an infinity is never written: the last checkpoint stays the last good one."""
+def _networks(method: Method, wrapped_names: list[str]) -> dict[str, torch.Tensor]:
+    """The method's state dict with networks wrapped in DDP under their plain names."""
     networks = method.state_dict()
     for name in wrapped_names:
         networks = {k.replace(f"{name}.module.", f"{name}.", 1) if k.startswith(f"{name}.module.") else k: v
                     for k, v in networks.items()}
+    return networks
+
+
+def save_networks(path: Path, identity: Identity, iteration: int, method: Method, wrapped_names: list[str]) -> None:
+    """Write the networks alone (the best evaluation's ``best.pt``), atomically, with the run's identity."""
+    payload = {"format": FORMAT, **identity.as_dict(), "iteration": iteration,
+               "networks": _networks(method, wrapped_names)}
+    write_atomic(path, lambda handle: torch.save(payload, handle))
+
+
+def read_networks(path: Path, device: torch.device) -> dict[str, Any]:
+    """The payload of a checkpoint (``checkpoint.pt`` or ``best.pt``) for evaluation: networks and identity;
+    a missing or damaged file is a UserError."""
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: the run kept no such checkpoint (runs made before best.pt "
+                        "existed keep only checkpoint.pt: use --checkpoint last)")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - a damaged file is the user's to remove
+        raise UserError(f"checkpoint {path} is damaged or truncated ({type(error).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "networks" not in payload:
+        raise UserError(f"{path} is not a checkpoint of this suite")
+    return payload
+
+
+def save(path: Path, identity: Identity, state: dict[str, Any], method: Method,
+         optimizers: dict[str, torch.optim.Optimizer], wrapped_names: list[str]) -> None:
+    """Write the checkpoint atomically; networks wrapped in DDP are stored under their plain names. A state
+    holding a NaN or an infinity is never written: the last checkpoint stays the last good one."""
+    networks = _networks(method, wrapped_names)
     payload = {"format": FORMAT, **identity.as_dict(), **state, "networks": networks,
                "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()}}
     bad = nonfinite_tensors({"networks": networks, "optimizers": payload["optimizers"]})

@@ -269,6 +269,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from benchmark import run_eval
+
+    result, path = run_eval.evaluate_run(Path(args.run_dir), args.checkpoint, Path(args.list) if args.list else None,
+                                         args.data_root, args.mode)
+    console.print(f"{result['method']} {result['split']} seed {result['seed']}, {args.checkpoint} checkpoint "
+                  f"(iteration {result['iteration']}), {result['images']} images of {result['list']}: "
+                  f"mIoU {100 * result['miou']:.2f}", highlight=False)
+    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def cmd_weights_list(args: argparse.Namespace) -> int:
+    from benchmark import weights
+
+    table = Table(title="ImageNet weights on this machine (what pretrained: auto finds)")
+    for column in ("backbone", "variant", "weights"):
+        table.add_column(column)
+    for row in weights.listing():
+        table.add_row(*row)
+    console.print(table)
+    return 0
+
+
+def cmd_weights_get(args: argparse.Namespace) -> int:
+    from benchmark import weights
+
+    path, sha = weights.get(args.backbone)
+    console.print(f"{args.backbone}: {path} (sha256 {sha}); pretrained: auto finds it", highlight=False,
+                  soft_wrap=True)
+    return 0
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     from benchmark import reference
 
@@ -283,7 +316,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     seeds = [int(s) for s in re.split(r"[,\s]+", args.seeds.strip()) if s]
     passthrough = args.passthrough[1:] if args.passthrough[:1] == ["--"] else args.passthrough
     extra = [*passthrough, *(["--out", args.out] if args.out else [])]
-    return sweep.run(args.methods.split(","), args.splits.split(","), seeds, extra, console, print_only=args.print)
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, not {args.jobs}")
+    return sweep.run(args.methods.split(","), args.splits.split(","), seeds, extra, console, print_only=args.print,
+                     jobs=args.jobs, logs=results_root(args.out) / "sweep_logs")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -341,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--splits", required=True, help="comma-separated split names")
     sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     sweep.add_argument("--print", action="store_true", help="print the commands (for a job array) instead")
+    sweep.add_argument("--jobs", type=int, default=1,
+                       help="runs at once on this machine, the cores divided among them (logs in <results>/sweep_logs)")
     _out_option(sweep)
     sweep.add_argument("passthrough", nargs=argparse.REMAINDER,
                        help="options after -- go to every run (e.g. -- --set schedule.iters=500)")
@@ -358,6 +396,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="difference in mIoU of method A minus B on every split where both ran, with its paired "
                              "bootstrap interval over val images (labels as in the table, e.g. speed+nodistill)")
     report.set_defaults(func=cmd_report)
+
+    evaluation = commands.add_parser("eval", help="evaluate a finished run's network again, on its val list or another")
+    evaluation.add_argument("run_dir", help="the run's folder (…/<method>/seed<k>)")
+    evaluation.add_argument("--checkpoint", choices=["last", "best"], default="last",
+                            help="the last checkpoint, or the networks of the best evaluation (best.pt)")
+    evaluation.add_argument("--list", metavar="FILE", help="'image mask' lines relative to the data root "
+                                                           "(default: the split's val list)")
+    evaluation.add_argument("--data-root", help="data root of the list (default: as for the run)")
+    evaluation.add_argument("--mode", choices=["original", "center_crop", "sliding_window"],
+                            help="evaluation mode (default: the run's)")
+    evaluation.set_defaults(func=cmd_eval)
+
+    weights_parser = commands.add_parser("weights", help="ImageNet weights: what is here, and fetching torchvision's")
+    weights_commands = weights_parser.add_subparsers(dest="weights_command", required=True)
+    weights_commands.add_parser("list", help="what pretrained: auto finds for every backbone").set_defaults(
+        func=cmd_weights_list)
+    fetch = weights_commands.add_parser("get", help="fetch torchvision's ImageNet weights into torch's hub cache")
+    fetch.add_argument("backbone", choices=["resnet18", "resnet50", "resnet101"])
+    fetch.set_defaults(func=cmd_weights_get)
 
     promote = commands.add_parser("promote", help="copy finished runs into the suite's reference records")
     promote.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a finished run's folder (…/seed<k>)")

@@ -106,6 +106,11 @@ class RunPaths:
         return self.folder / "checkpoint.pt"
 
     @property
+    def best(self) -> Path:
+        """The networks of the best evaluation."""
+        return self.folder / "best.pt"
+
+    @property
     def lock(self) -> Path:
         return self.folder / ".lock"
 

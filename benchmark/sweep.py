@@ -1,4 +1,4 @@
-"""Sweeps: every (split, method, seed) as its own ``run`` process, one after another.
+"""Sweeps: every (split, method, seed) as its own ``run`` process, one after another or ``--jobs`` at a time.
 
 A finished run is skipped by ``run`` itself, so a sweep that was interrupted continues where it stopped,
 and a failing run does not stop the others. ``--print`` lists the commands instead, one per line, ready
@@ -7,9 +7,13 @@ for a scheduler's job array (e.g. SLURM's ``sbatch --array`` with ``sed -n "${SL
 
 from __future__ import annotations
 
+import os
 import shlex
+import statistics
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from rich.console import Console
 
@@ -22,20 +26,68 @@ def commands(methods: list[str], splits: list[str], seeds: list[int], extra: lis
 
 
 def run(methods: list[str], splits: list[str], seeds: list[int], extra: list[str], console: Console,
-        print_only: bool = False) -> int:
-    """Run (or print) the sweep; returns 0 when every run finished, else 1."""
+        print_only: bool = False, jobs: int = 1, logs: Path | None = None) -> int:
+    """Run (or print) the sweep; returns 0 when every run finished, else 1. With ``jobs`` > 1, that many
+    runs go at once, each with ``cores // jobs`` torch threads (OMP_NUM_THREADS: an execution detail, not
+    part of the run's configuration) and its output in ``logs/<run>.log``."""
     todo = commands(methods, splits, seeds, extra)
     if print_only:
         for command in todo:
             console.print(shlex.join(command), highlight=False, soft_wrap=True)
         return 0
+    if jobs > 1:
+        return _parallel(todo, jobs, console, logs or Path("sweep_logs"))
     failed = []
     for index, command in enumerate(todo, 1):
         console.rule(f"[{index}/{len(todo)}] {' '.join(command[4:])}")
         if subprocess.run(command, check=False).returncode != 0:
             failed.append(shlex.join(command[4:]))
+    return _summary(failed, len(todo), console)
+
+
+def _summary(failed: list[str], total: int, console: Console) -> int:
     if failed:
-        console.print(f"{len(failed)} of {len(todo)} runs failed:\n  " + "\n  ".join(failed))
+        console.print(f"{len(failed)} of {total} runs failed:\n  " + "\n  ".join(failed))
         return 1
-    console.print(f"all {len(todo)} runs finished")
+    console.print(f"all {total} runs finished")
     return 0
+
+
+def _parallel(todo: list[list[str]], jobs: int, console: Console, logs: Path) -> int:
+    """Run ``jobs`` commands at a time with the cores divided among them; one status line per change:
+    runs done, running and left, and an ETA from the finished runs' own durations."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    environment = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    logs.mkdir(parents=True, exist_ok=True)
+    pending, running, failed, durations = list(todo), [], [], []
+    while pending or running:
+        while pending and len(running) < jobs:
+            command = pending.pop(0)
+            name = "_".join(command[5:10:2]).replace("/", "-")
+            handle = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed when the process ends
+            running.append((subprocess.Popen([*command, "--quiet"], stdout=handle, stderr=subprocess.STDOUT,
+                                             env=environment), command, handle, time.monotonic()))
+            _status(console, len(todo), len(durations) + len(failed), running, pending, durations, jobs)
+        time.sleep(0.5)
+        for entry in list(running):
+            process, command, handle, started = entry
+            if process.poll() is None:
+                continue
+            handle.close()
+            running.remove(entry)
+            durations.append(time.monotonic() - started)
+            if process.returncode != 0:
+                failed.append(f"{shlex.join(command[4:])} (log: {handle.name})")
+            _status(console, len(todo), len(durations), running, pending, durations, jobs)
+    return _summary(failed, len(todo), console)
+
+
+def _status(console: Console, total: int, done: int, running: list, pending: list, durations: list[float],
+            jobs: int) -> None:
+    if durations:
+        left = (len(pending) + len(running)) * statistics.mean(durations) / jobs
+        eta = f"ETA {left / 60:.0f} min"
+    else:
+        eta = "ETA after the first run"
+    console.print(f"{done} done, {len(running)} running, {len(pending)} left of {total} ({jobs} at a time); {eta}",
+                  highlight=False)

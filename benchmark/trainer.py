@@ -219,6 +219,8 @@ class Trainer:
         if state.best is None or result.miou > state.best["miou"]:
             state.best = {"miou": result.miou, "iteration": state.iteration, "iou": result.iou}
             state.per_image["best"] = counts
+            if self.dist.is_main:
+                checkpoint.save_networks(self.paths.best, self.identity, state.iteration, method, self.wrapped_names)
         progress.note(f"iteration {state.iteration}: mIoU {100 * result.miou:.2f} "
                       f"(best {100 * state.best['miou']:.2f})")
 

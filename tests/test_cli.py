@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from benchmark import cli
 from benchmark import method as registry
 
@@ -47,3 +49,15 @@ def test_sweep_passes_its_options_and_the_results_folder_to_every_run(capsys, tm
         assert line.endswith(f"--set schedule.iters=5 --out {tmp_path}") and " -- " not in line
     args = cli.build_parser().parse_args(lines[0].split()[3:])
     assert args.out == str(tmp_path) and args.set == ["schedule.iters=5"] and args.method == "supervised"
+
+
+def test_sweep_with_two_jobs_runs_a_two_run_grid_at_once(env, tiny_config, capsys) -> None:
+    from benchmark.records import RunPaths
+
+    assert cli.main(["sweep", "--methods", "supervised", "--splits", "demo_1_4", "--seeds", "0,1", "--jobs", "2",
+                     "--", "--config", str(tiny_config)]) == 0
+    out = capsys.readouterr().out
+    assert "0 done, 2 running, 0 left of 2 (2 at a time)" in out and "all 2 runs finished" in out
+    for seed in (0, 1):
+        assert json.loads(RunPaths.of("demo", "demo_1_4", "supervised", seed).record.read_text())["status"] == "finished"
+        assert (env / "results" / "sweep_logs" / f"supervised_demo_1_4_{seed}.log").stat().st_size > 0

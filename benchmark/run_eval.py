@@ -1,0 +1,93 @@
+"""``python -m benchmark eval RUN_DIR``: evaluate a finished run's network again, on its val list or another.
+
+The run's own configuration (config.yaml) decides the network, the data set's label handling, the
+evaluation protocol and the numerics unless told otherwise; the checkpoint is the last (``checkpoint.pt``)
+or the best evaluation's (``best.pt``). The result is written beside the run's record as
+``evals/<list sha256[:12]>-<checkpoint>-<mode>.json`` with its per-image counts (``.npz``, as the
+record's ``per_image.npz``), so that evaluations on other lists (a held-out test set, another data root)
+never overwrite each other or the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark import config as config_module
+from benchmark import method as registry
+from benchmark.atomic import write_atomic, write_text
+from benchmark.checkpoint import read_networks
+from benchmark.data import roots, splits
+from benchmark.data.datasets import PairReader, ValSet
+from benchmark.errors import UserError
+from benchmark.evaluate import Evaluator, Protocol
+from benchmark.records import read_record
+from benchmark.step import Numerics, build_method, pick_device, unwrap
+
+CHECKPOINTS = {"last": "checkpoint.pt", "best": "best.pt"}
+
+
+def _resolved(folder: Path, record: dict[str, Any], method_cls: type) -> config_module.Resolved:
+    """The run's configuration as it was resolved when it trained."""
+    data = config_module.read_yaml(folder / "config.yaml")
+    preset, sources = data.pop("preset", record.get("preset", "")), data.pop("sources", [])
+    method_params = data.pop("method", {}) or {}
+    run = config_module.build(config_module.RunConfig, data)
+    return config_module.Resolved(run, config_module.build(method_cls.Params, method_params, "method."), preset,
+                                  sources)
+
+
+def evaluate_run(folder: Path, which: str = "last", list_file: Path | None = None, data_root: str | None = None,
+                 mode: str | None = None) -> tuple[dict[str, Any], Path]:
+    """Evaluate the run in ``folder``; returns the result and the path it was written to."""
+    folder = Path(folder)
+    record = read_record(folder / "record.json")
+    if record is None:
+        raise UserError(f"{folder} holds no readable record.json; name a run folder (…/<method>/seed<k>)")
+    if which not in CHECKPOINTS:
+        raise UserError(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, not {which!r}")
+    method_cls = registry.get(record["method"])
+    resolved = _resolved(folder, record, method_cls)
+    cfg = resolved.run
+    if mode:
+        cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, mode=mode))
+    root = roots.resolve(cfg.data.dataset, data_root, cfg.data.root)
+    samples = (splits.read_list(list_file, need_mask=True) if list_file
+               else splits.load(record["split"]).val)
+    if not samples:
+        raise UserError(f"{list_file} lists no images")
+    device = pick_device(cfg.trainer.device)
+    numerics = Numerics.resolve(cfg.trainer, device)
+    method, _, _ = build_method(resolved, method_cls, device, numerics)
+    payload = read_networks(folder / CHECKPOINTS[which], device)
+    if payload.get("method") != method_cls.name:
+        raise UserError(f"{folder / CHECKPOINTS[which]} belongs to method {payload.get('method')!r}, not "
+                        f"{method_cls.name!r} of {folder / 'record.json'}")
+    try:
+        method.load_state_dict(payload["networks"])
+    except (KeyError, RuntimeError) as error:
+        raise UserError(f"{folder / CHECKPOINTS[which]} does not fit the run's networks ({str(error)[:200]})") from None
+    protocol = Protocol.from_config(cfg.eval, config_module.crop_hw(cfg.data))
+    evaluator = Evaluator(ValSet(PairReader(root, samples, cfg.data)), protocol, cfg.data.num_classes,
+                          cfg.data.ignore_index, device, cfg.eval.batch_size, min(cfg.data.workers, 2),
+                          numerics.autocast(device, "eval"), numerics.channels_last)
+    result = evaluator.run(unwrap(method.eval_model()))
+    listing = splits.format_lines(samples)
+    sha = hashlib.sha256(listing.encode()).hexdigest()
+    out = {"run": str(folder), "method": record["method"], "split": record["split"], "seed": record.get("seed"),
+           "checkpoint": which, "iteration": payload.get("iteration"), "list": str(list_file) if list_file else "val",
+           "list_sha256": sha, "images": len(samples), "data_root": str(root), "eval": protocol.as_dict(),
+           "eval_amp": numerics.eval, "miou": result.miou, "iou": result.iou,
+           "class_names": cfg.data.class_names}
+    base = folder / "evals" / f"{sha[:12]}-{which}-{protocol.mode}"
+    arrays = {"images": np.array([image for image, _ in samples]), "last_intersection": result.intersection,
+              "last_union": result.union}
+    write_atomic(base.with_suffix(".npz"), lambda handle: np.savez_compressed(handle, **arrays))
+    write_text(base.with_suffix(".json"), json.dumps(out, indent=2) + "\n")
+    return out, base.with_suffix(".json")
+

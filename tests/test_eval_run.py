@@ -1,0 +1,38 @@
+"""``eval RUN_DIR``: a finished run evaluated again gives its own numbers, and other lists are kept apart."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from benchmark import cli
+from benchmark.records import RunPaths, read_per_image
+
+
+def test_eval_of_a_finished_run_reproduces_its_last_and_best_evaluations(env, tiny_config, capsys) -> None:
+    assert cli.main(["run", "--quiet", "--method", "fixmatch", "--split", "demo_1_4", "--config", str(tiny_config),
+                     "--set", "schedule.iters=6", "--set", "schedule.eval_every=2"]) == 0
+    paths = RunPaths.of("demo", "demo_1_4", "fixmatch", 0)
+    record = json.loads(paths.record.read_text())
+    assert paths.best.exists()
+    assert cli.main(["eval", str(paths.folder)]) == 0
+    written = sorted((paths.folder / "evals").glob("*-last-original.json"))
+    assert len(written) == 1
+    last = json.loads(written[0].read_text())
+    assert last["miou"] == record["last_miou"] and last["iteration"] == 6 and last["images"] == 8
+    per_image = read_per_image(written[0].with_suffix(".npz"))
+    assert np.array_equal(per_image["last_union"], read_per_image(paths.per_image)["last_union"])
+    assert cli.main(["eval", str(paths.folder), "--checkpoint", "best"]) == 0
+    best = json.loads(next((paths.folder / "evals").glob("*-best-original.json")).read_text())
+    assert best["miou"] == record["best_miou"] and best["iteration"] == record["best_iteration"]
+    subset = env / "three.txt"
+    subset.write_text("".join(f"images/val/{i:05d}.png masks/val/{i:05d}.png\n" for i in range(3)))
+    assert cli.main(["eval", str(paths.folder), "--list", str(subset)]) == 0
+    assert len(list((paths.folder / "evals").glob("*-last-original.json"))) == 2
+    assert "3 images of" in capsys.readouterr().out
+
+
+def test_eval_names_what_is_wrong(env, tiny_config, capsys) -> None:
+    assert cli.main(["eval", str(env / "nowhere")]) == 2
+    assert "holds no readable record.json" in capsys.readouterr().err
