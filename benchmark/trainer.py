@@ -37,6 +37,7 @@ from benchmark.method import Method
 from benchmark.models import WeightsInfo
 from benchmark.progress import Progress
 from benchmark.records import RunPaths, environment, peak_memory_mb, write_config, write_metrics, write_per_image
+from benchmark.scalars import Scalars
 from benchmark.step import (Numerics, Stepper, build_method, build_optimizers, lr_scale, pick_device,
                             unwrap)
 
@@ -110,6 +111,7 @@ class Trainer:
         self.weights: WeightsInfo | None = None
         self.batchnorm = "per process"
         self.wrapped_names: list[str] = []
+        self.scalars = Scalars(paths.folder, enabled=False)
         self.clock = time.perf_counter()
 
     def _set_lr(self, optimizers: dict[str, torch.optim.Optimizer], iteration: int) -> float:
@@ -154,7 +156,8 @@ class Trainer:
                             bar=self.show_progress, notes=self.dist.is_main)
         self.clock = time.perf_counter()
         start = state.iteration
-        with progress:
+        self.scalars = Scalars(self.paths.folder, self.dist.is_main, state.iteration if resumed else None)
+        with progress, contextlib.closing(self.scalars):
             while state.iteration < total:
                 iteration = state.iteration
                 started = time.perf_counter()
@@ -165,6 +168,7 @@ class Trainer:
                     for key, value in parts.items():
                         state.sums[key] = state.sums.get(key, 0.0) + value
                     state.count += 1
+                    self.scalars.step(iteration + 1, parts, lr)
                 else:
                     self._nonfinite(iteration, parts, state)
                 state.iteration = iteration + 1
@@ -221,6 +225,7 @@ class Trainer:
             state.per_image["best"] = counts
             if self.dist.is_main:
                 checkpoint.save_networks(self.paths.best, self.identity, state.iteration, method, self.wrapped_names)
+        self.scalars.evaluation(state.iteration, result.miou, self._images_per_second(state))
         progress.note(f"iteration {state.iteration}: mIoU {100 * result.miou:.2f} "
                       f"(best {100 * state.best['miou']:.2f})")
 
@@ -244,8 +249,6 @@ class Trainer:
         """The run record: results, protocol, data identity, cost, and environment."""
         cfg, split, last, best = self.cfg, self.split, state.history[-1] if state.history else None, state.best
         steps = state.iteration
-        per_step = cfg.data.batch_size + (cfg.data.unlabeled_batch_size * (1 + self.method_cls.uses_mix)
-                                          if self.method_cls.uses_unlabeled else 0)
         seconds = state.train_seconds
         return {
             "status": "finished" if finished else "running",
@@ -263,7 +266,8 @@ class Trainer:
             "per_image": self.paths.per_image.name if state.per_image else None,
             "train_seconds": round(seconds, 2), "wall_seconds": round(state.wall_seconds, 2),
             "data_wait_share": round(state.data_seconds / seconds, 4) if seconds else None,
-            "images_per_second": round(steps * per_step * cfg.schedule.accumulate / seconds, 2) if seconds else None,
+            "images_per_second": self._images_per_second(state),
+            "tensorboard": self.scalars.folder,
             "peak_memory_mb": round(peak_memory_mb(self.device), 1),
             "world_size": self.dist.world, "global_batch": {"labeled": cfg.data.batch_size,
                                                             "unlabeled": cfg.data.unlabeled_batch_size},
@@ -278,6 +282,14 @@ class Trainer:
             "config_digest": self.identity.config_digest, "started": state.started, "updated": _now(),
             **environment(self.device),
         }
+
+    def _images_per_second(self, state: RunState) -> float | None:
+        """Training images (labeled, unlabeled and mix sources) consumed per second of training."""
+        cfg = self.cfg
+        per_step = cfg.data.batch_size + (cfg.data.unlabeled_batch_size * (1 + self.method_cls.uses_mix)
+                                          if self.method_cls.uses_unlabeled else 0)
+        seconds = state.train_seconds
+        return round(state.iteration * per_step * cfg.schedule.accumulate / seconds, 2) if seconds else None
 
     def _determinism(self) -> str:
         if self.device.type == "cpu":
