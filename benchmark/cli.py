@@ -4,8 +4,11 @@ run      train one method on one split with one seed (resumes an interrupted run
 sweep    run methods x splits x seeds, each in its own process, skipping finished runs
 report   tables (terminal, CSV, Markdown) and plots of your finished runs beside the reference runs
 promote  copy finished runs of yours into the suite's reference records (results/reference/)
+eval     evaluate a finished run's network again, on its val list or another
 methods  the registered methods
+datasets the built-in data sets and your own (datasets add FILE, datasets example DIR)
 splits   list, make, import and check split files
+weights  ImageNet weights: what is here, and fetching torchvision's
 bench    what a training step of each method costs, where its time goes, against its network calls
 """
 
@@ -207,9 +210,50 @@ def ratio_name(dataset: str, ratio: Fraction) -> str:
     return f"{dataset}_full" if ratio == 1 else f"{dataset}_{ratio.numerator}_{ratio.denominator}"
 
 
+def cmd_datasets_list(args: argparse.Namespace) -> int:
+    from benchmark.data import custom
+
+    table = Table(title="data sets")
+    for column in ("data set", "classes", "preset", "layout under the root"):
+        table.add_column(column)
+    for name, layout in layouts.LAYOUTS.items():
+        data = config_module.load_preset(name).get("data", {}) if name in config_module.presets() else {}
+        table.add_row(name, str(data.get("num_classes", "")), name if data else "", layout)
+    for name in custom.registered():
+        dataset = custom.find(name)
+        table.add_row(name, f"{len(dataset.spec.classes)} ({dataset.spec.mask_format} masks)",
+                      f"derived from {dataset.spec.base_preset}", f"{dataset.layout()}; root {dataset.root}")
+    console.print(table)
+    return 0
+
+
+def cmd_datasets_add(args: argparse.Namespace) -> int:
+    from benchmark.data import custom
+
+    dataset, target = custom.add(Path(args.file))
+    name = dataset.spec.name
+    line = f"registered {name} ({len(dataset.spec.classes)} classes) as {target}"
+    if dataset.root is not None:
+        root = roots.resolve(name, None, None)
+        pool, val, _ = layouts.pool_and_val(name, root)
+        line += f"; {len(pool)} training and {len(val)} val images under {root}"
+    console.print(line + f". Next: python -m benchmark splits make --dataset {name} --ratios 1/8,1/4",
+                  highlight=False, soft_wrap=True)
+    return 0
+
+
+def cmd_datasets_example(args: argparse.Namespace) -> int:
+    from benchmark.data import custom
+
+    path = custom.write_example(Path(args.folder))
+    console.print(f"wrote a small data set under {path.parent} and its file {path}. Next: python -m benchmark "
+                  f"datasets add {path}", highlight=False, soft_wrap=True)
+    return 0
+
+
 def cmd_splits_make(args: argparse.Namespace) -> int:
     root = roots.resolve(args.dataset, args.root, None)
-    pool, val = layouts.pool_and_val(args.dataset, root)
+    pool, val, val_source = layouts.pool_and_val(args.dataset, root, args.seed)
     texts = [text.strip() for text in args.ratios.split(",")]
     names = {ratio_name(args.dataset, parse_ratio(text)): text for text in texts}
     counts = {name: max(1, round(len(pool) * parse_ratio(text))) for name, text in names.items()}
@@ -217,7 +261,7 @@ def cmd_splits_make(args: argparse.Namespace) -> int:
         share = "all" if parse_ratio(names[name]) == 1 else names[name]
         provenance = {"summary": f"seed {args.seed}, {share} of {len(pool)} train images",
                       "tool": "benchmark splits make (nested: each smaller split inside the larger)",
-                      "seed": args.seed, "ratio": names[name], "pool": len(pool),
+                      "seed": args.seed, "ratio": names[name], "pool": len(pool), "val": val_source,
                       "made": datetime.now().strftime("%Y-%m-%d")}
         folder = splits.write(args.dataset, name, labeled, unlabeled, provenance, val)
         console.print(f"{name}: {len(labeled)} labeled, {len(unlabeled)} unlabeled -> {folder}")
@@ -315,9 +359,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     seeds = [int(s) for s in re.split(r"[,\s]+", args.seeds.strip()) if s]
     passthrough = args.passthrough[1:] if args.passthrough[:1] == ["--"] else args.passthrough
-    extra = [*passthrough, *(["--out", args.out] if args.out else [])]
+    extra = [*passthrough, *(["--out", args.out] if args.out else []),
+             *(["--dataset-file", str(Path(args.dataset_file).resolve())] if args.dataset_file else [])]
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.slurm or args.slurm_local:
+        from benchmark import cluster
+
+        if args.print or args.jobs > 1:
+            raise UserError("--slurm goes alone: --print and --jobs are the other ways to run a sweep")
+        options = cluster.ClusterOptions(partition=args.partition, gpus_per_run=args.gpus_per_run,
+                                         cpus_per_run=args.cpus_per_run, mem_gb=args.mem_gb, time_min=args.time,
+                                         parallel=args.parallel, local=args.slurm_local, wait=args.wait)
+        return cluster.submit(sweep.commands(args.methods.split(","), args.splits.split(","), seeds, extra), options,
+                              results_root(args.out) / "slurm", console)
     return sweep.run(args.methods.split(","), args.splits.split(","), seeds, extra, console, print_only=args.print,
                      jobs=args.jobs, logs=results_root(args.out) / "sweep_logs")
 
@@ -348,6 +403,11 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                         help="override one setting, e.g. --set optim.lr=0.01 (repeatable)")
 
 
+def _dataset_file_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset-file", metavar="FILE",
+                        help="your own data set's YAML file, for this command (or register it: datasets add FILE)")
+
+
 def _out_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="your results folder (default: $BENCHMARK_RESULTS, else "
                         "results/local/ of the checkout, which git ignores)")
@@ -368,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tag", help="name a variant: results go to <method>+<tag>/")
     run.add_argument("--fresh", action="store_true", help="set the existing run folder aside and start over")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _dataset_file_option(run)
     _out_option(run)
     _run_options(run)
     run.set_defaults(func=cmd_run)
@@ -379,6 +440,19 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--print", action="store_true", help="print the commands (for a job array) instead")
     sweep.add_argument("--jobs", type=int, default=1,
                        help="runs at once on this machine, the cores divided among them (logs in <results>/sweep_logs)")
+    slurm = sweep.add_argument_group("SLURM, through submitit (pip install -e '.[slurm]'); logs in <results>/slurm")
+    slurm.add_argument("--slurm", action="store_true", help="submit the grid as one job array")
+    slurm.add_argument("--slurm-local", action="store_true",
+                       help="run the same array through submitit's local executor on this machine")
+    slurm.add_argument("--partition", help="SLURM partition")
+    slurm.add_argument("--gpus-per-run", type=int, default=1, help="GPUs per run, torchrun when more than 1 (default 1)")
+    slurm.add_argument("--cpus-per-run", type=int, default=8, help="CPU cores per run (default 8)")
+    slurm.add_argument("--mem-gb", type=int, help="memory per run in GB")
+    slurm.add_argument("--time", type=int, default=24 * 60,
+                       help="minutes per job (default 1440); a run cut off is requeued and resumes")
+    slurm.add_argument("--parallel", type=int, help="at most this many runs of the array at once")
+    slurm.add_argument("--wait", action="store_true", help="wait for every run and say which failed")
+    _dataset_file_option(sweep)
     _out_option(sweep)
     sweep.add_argument("passthrough", nargs=argparse.REMAINDER,
                        help="options after -- go to every run (e.g. -- --set schedule.iters=500)")
@@ -406,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--data-root", help="data root of the list (default: as for the run)")
     evaluation.add_argument("--mode", choices=["original", "center_crop", "sliding_window"],
                             help="evaluation mode (default: the run's)")
+    _dataset_file_option(evaluation)
     evaluation.set_defaults(func=cmd_eval)
 
     weights_parser = commands.add_parser("weights", help="ImageNet weights: what is here, and fetching torchvision's")
@@ -425,6 +500,16 @@ def build_parser() -> argparse.ArgumentParser:
     methods.add_argument("name", nargs="?", help="show this method's parameters")
     methods.set_defaults(func=cmd_methods)
 
+    datasets = commands.add_parser("datasets", help="the data sets: built-in ones and your own (one YAML file each)")
+    datasets.set_defaults(func=cmd_datasets_list)
+    datasets_sub = datasets.add_subparsers(dest="datasets_command")
+    add = datasets_sub.add_parser("add", help="register your data set's YAML file (see the README)")
+    add.add_argument("file")
+    add.set_defaults(func=cmd_datasets_add)
+    example = datasets_sub.add_parser("example", help="write a small example data set and its file into a folder")
+    example.add_argument("folder")
+    example.set_defaults(func=cmd_datasets_example)
+
     split_cmd = commands.add_parser("splits", help="list, make, import or check splits")
     split_cmd.set_defaults(func=cmd_splits_list)
     split_sub = split_cmd.add_subparsers(dest="splits_command")
@@ -433,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--root", help="dataset root")
     make.add_argument("--ratios", default="1/16,1/8,1/4", help="comma-separated labeled fractions")
     make.add_argument("--seed", type=int, default=0)
+    _dataset_file_option(make)
     make.set_defaults(func=cmd_splits_make)
 
     imp = split_sub.add_parser("import", help="import published split lists (UniMatch, U2PL, CPS)")
@@ -447,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--root", help="data root (else BENCHMARK_<DATASET>_ROOT)")
     chk.add_argument("--preset", help="preset giving classes and label map (default: the data set's)")
     chk.add_argument("--quick", action="store_true", help="only lists and file presence, no decoding")
+    _dataset_file_option(chk)
     chk.set_defaults(func=cmd_splits_check)
 
     bench = commands.add_parser("bench", help="what a training step of each method costs and where its time goes")
@@ -460,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-root", help="data root of --split (else BENCHMARK_<DATASET>_ROOT)")
     bench.add_argument("--out", metavar="DIR", help="results folder; the JSON goes to DIR/bench/ (default: "
                        "$BENCHMARK_RESULTS, else results/local/)")
+    _dataset_file_option(bench)
     bench.set_defaults(func=cmd_bench)
     return parser
 
@@ -478,6 +566,10 @@ def user_message(error: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "dataset_file", None):
+            from benchmark.data import custom
+
+            custom.use(Path(args.dataset_file))
         return int(args.func(args) or 0)
     except UserError as error:
         if args.debug:

@@ -34,6 +34,9 @@ class DataConfig:
     ignore_index: int = setting(255, "mask value that is never supervised nor evaluated")
     label_map: dict = setting({}, "raw mask value -> label (e.g. CamVid void 11 -> 255); unlisted values kept")
     reduce_zero_label: bool = setting(False, "ADE20K: raw 0 ('other') is ignored and every other id moves down by 1")
+    mask_colors: list[tuple[int, int, int]] = setting(
+        [], "RGB masks: the colour of each class in label order (empty: masks hold class ids)")
+    ignore_colors: list[tuple[int, int, int]] = setting([], "RGB masks: colours of ignored pixels")
     crop_size: int | tuple[int, int] = setting(321, "training crop: a side in pixels, or [height, width]")
     scale_range: tuple[float, float] = setting((0.5, 2.0), "random rescale factor range of the image size")
     batch_size: int = setting(8, "labeled images per step, all processes together")
@@ -179,12 +182,13 @@ class Resolved:
         non-finite step happens, so a stopped run can be resumed with ``skip`` as its message advises.
         ``trainer.teacher_amp`` and ``trainer.eval_amp`` are hashed as absent when 'auto' and 'off'
         respectively, their meaning before the keys existed: runs made then resume with
-        ``--set trainer.eval_amp=off``."""
+        ``--set trainer.eval_amp=off``; so are ``data.mask_colors`` and ``data.ignore_colors`` when empty."""
         data = self.as_dict()
         data["trainer"] = {**data["trainer"], "on_nonfinite": "stop"}
-        for key, legacy in (("teacher_amp", "auto"), ("eval_amp", "off")):
-            if data["trainer"][key] == legacy:
-                del data["trainer"][key]
+        for section, key, legacy in (("trainer", "teacher_amp", "auto"), ("trainer", "eval_amp", "off"),
+                                     ("data", "mask_colors", []), ("data", "ignore_colors", [])):
+            if data[section][key] == legacy:
+                del data[section][key]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -209,11 +213,20 @@ def presets() -> list[str]:
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    """The preset ``name`` as a mapping."""
+    """The preset ``name`` as a mapping: a shipped one, or the one derived from your data set ``name``
+    (registered with ``datasets add`` or read with ``--dataset-file``)."""
+    from benchmark.data import custom
+
     path = PRESET_DIR / f"{name}.yaml"
-    if not path.exists():
-        raise UserError(f"unknown preset {name!r}; available presets: {', '.join(presets())}")
-    return read_yaml(path)
+    if path.exists():
+        return read_yaml(path)
+    dataset = custom.find(name)
+    if dataset is None:
+        yours = custom.registered()
+        raise UserError(f"unknown preset {name!r}; available presets: {', '.join(presets())}"
+                        + (f"; your data sets: {', '.join(yours)}" if yours else "")
+                        + " (your own data set: python -m benchmark datasets add FILE)")
+    return dataset.preset()
 
 
 def parse_override(text: str) -> dict[str, Any]:

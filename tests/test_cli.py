@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+
+import pytest
 
 from benchmark import cli
 from benchmark import method as registry
@@ -61,3 +64,38 @@ def test_sweep_with_two_jobs_runs_a_two_run_grid_at_once(env, tiny_config, capsy
     for seed in (0, 1):
         assert json.loads(RunPaths.of("demo", "demo_1_4", "supervised", seed).record.read_text())["status"] == "finished"
         assert (env / "results" / "sweep_logs" / f"supervised_demo_1_4_{seed}.log").stat().st_size > 0
+
+
+def test_sweep_through_submitits_local_executor_runs_a_two_run_grid(env, tiny_config, capsys) -> None:
+    pytest.importorskip("submitit")
+    from benchmark.records import RunPaths
+
+    assert cli.main(["sweep", "--methods", "supervised", "--splits", "demo_1_4", "--seeds", "0,1", "--slurm-local",
+                     "--gpus-per-run", "0", "--cpus-per-run", "1", "--", "--config", str(tiny_config)]) == 0
+    out = capsys.readouterr().out
+    assert "submitted 2 runs as local jobs" in out and "all 2 runs finished" in out
+    for seed in (0, 1):
+        assert json.loads(RunPaths.of("demo", "demo_1_4", "supervised", seed).record.read_text())["status"] == "finished"
+    assert list((env / "results" / "slurm").glob("*_log.out"))
+
+
+def test_sweep_slurm_without_submitit_or_sbatch_ends_in_one_line(env, monkeypatch, capsys) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_submitit(name, *args, **kwargs):
+        if name == "submitit":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_submitit)
+    assert cli.main(["sweep", "--methods", "supervised", "--splits", "demo_1_4", "--slurm"]) == 2
+    assert "pip install -e '.[slurm]'" in capsys.readouterr().err
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    assert cli.main(["sweep", "--methods", "supervised", "--splits", "demo_1_4", "--slurm", "--jobs", "2"]) == 2
+    assert "--slurm goes alone" in capsys.readouterr().err
+    pytest.importorskip("submitit")
+    if shutil.which("srun") is None:
+        assert cli.main(["sweep", "--methods", "supervised", "--splits", "demo_1_4", "--slurm"]) == 2
+        assert "use --slurm-local to try the grid" in capsys.readouterr().err

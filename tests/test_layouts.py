@@ -79,7 +79,7 @@ def test_camvid_void_is_ignored_and_the_pool_is_paired_by_name(tmp_path: Path) -
         for name in ("0001TP_006690.png", "0006R0_f01020.png"):
             image(tmp_path / folder / name)
             mask(tmp_path / f"{folder}annot" / name, np.full((6, 8), 11) - np.eye(6, 8, dtype=int) * 8)
-    pool, val = layouts.pool_and_val("camvid", tmp_path)
+    pool, val, _ = layouts.pool_and_val("camvid", tmp_path)
     assert pool == [("train/0001TP_006690.png", "trainannot/0001TP_006690.png"),
                     ("train/0006R0_f01020.png", "trainannot/0006R0_f01020.png")] and len(val) == 2
     got = PairReader(tmp_path, pool, preset_data("camvid_cpu")).mask(0)
@@ -94,7 +94,7 @@ def test_ade20k_zero_is_ignored_and_ids_move_down(tmp_path: Path) -> None:
     mask(tmp_path / "annotations/training/ADE_train_00000001.png", np.array([[0, 1, 150, 75]]))
     image(tmp_path / "images/validation/ADE_val_00000001.jpg", 1, 4, fmt="JPEG")
     mask(tmp_path / "annotations/validation/ADE_val_00000001.png", np.array([[0, 1, 2, 3]]))
-    pool, val = layouts.pool_and_val("ade20k", tmp_path)
+    pool, val, _ = layouts.pool_and_val("ade20k", tmp_path)
     assert pool == [("images/training/ADE_train_00000001.jpg", "annotations/training/ADE_train_00000001.png")]
     assert PairReader(tmp_path, pool, preset_data("ade20k")).mask(0).tolist() == [[255, 0, 149, 74]]
 

@@ -34,6 +34,18 @@ def label_table(label_map: dict, reduce_zero_label: bool = False, ignore_index: 
     return table
 
 
+def colour_labels(rgb: np.ndarray, colours: list, ignore_colours: list, ignore_index: int) -> tuple[np.ndarray, list]:
+    """An H x W x 3 colour mask as H x W labels (class ``k`` where the pixel has ``colours[k]``,
+    ``ignore_index`` for the ignore colours), and the colours found that are neither."""
+    codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    known = {(r << 16) | (g << 8) | b: label for label, (r, g, b) in enumerate(colours)}
+    known.update({(r << 16) | (g << 8) | b: ignore_index for r, g, b in ignore_colours})
+    found, inverse = np.unique(codes, return_inverse=True)
+    unknown = [(int(c) >> 16, (int(c) >> 8) & 255, int(c) & 255) for c in found if int(c) not in known]
+    lookup = np.array([known.get(int(c), ignore_index) for c in found], dtype=np.int64)
+    return lookup[inverse].reshape(codes.shape), unknown
+
+
 class PairReader:
     """Decodes the images and masks of a list of samples under ``root`` and checks them.
 
@@ -46,6 +58,7 @@ class PairReader:
         self.samples = samples
         self.dataset, self.num_classes, self.ignore_index = data.dataset, data.num_classes, data.ignore_index
         self.table = label_table(data.label_map, data.reduce_zero_label, data.ignore_index)
+        self.colours, self.ignore_colours = list(data.mask_colors), list(data.ignore_colors)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -78,6 +91,14 @@ class PairReader:
             if variant is not None:
                 path, table = variant[0], self.table if variant[1] is None else variant[1]
         picture = self._open(path)
+        if self.colours:
+            mask, unknown = colour_labels(np.asarray(picture.convert("RGB")), self.colours, self.ignore_colours,
+                                          self.ignore_index)
+            if unknown:
+                raise DataError(f"{path} holds colours {unknown[:5]} that are neither a class's (data set "
+                                "palette) nor ignore_colors; add them to the data set file",
+                                "mask colours unknown", path)
+            return mask
         if picture.mode not in ("L", "P", "I", "I;16"):
             raise DataError(f"{path} has mode {picture.mode}: a mask must be a single-channel (grayscale or "
                             "palette) PNG of class ids", "mask not single-channel", path)

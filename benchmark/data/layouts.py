@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.data import demo
+from benchmark.data import custom, demo
 from benchmark.data.splits import Sample
 from benchmark.errors import UserError
 
@@ -94,10 +94,10 @@ def _demo(root: Path) -> tuple[list[Sample], list[Sample]]:
             [(demo.image_path("val", i), demo.mask_path("val", i)) for i in range(manifest["val"])])
 
 
-def _paired(root: Path, images: str, masks: str, image_glob: str, mask_name: Callable[[str], str]) -> list[Sample]:
-    """Every image under ``root/images`` with its mask under ``root/masks`` (sorted by name); an image
-    without its mask is an error naming it."""
-    found = sorted((root / images).glob(image_glob))
+def paired(root: Path, images: str, masks: str, suffixes: tuple[str, ...], mask_name: Callable[[str], str]) -> list[Sample]:
+    """Every image (a file with one of ``suffixes``) under ``root/images`` with its mask under ``root/masks``
+    (sorted by name); an image without its mask is an error naming it."""
+    found = sorted(p for p in (root / images).iterdir() if p.suffix.lower() in suffixes)
     pairs, missing = [], []
     for image in found:
         mask = f"{masks}/{mask_name(image.name)}"
@@ -109,24 +109,29 @@ def _paired(root: Path, images: str, masks: str, image_glob: str, mask_name: Cal
 
 
 def _camvid(root: Path) -> tuple[list[Sample], list[Sample]]:
-    return (_paired(root, "train", "trainannot", "*.png", lambda name: name),
-            _paired(root, "val", "valannot", "*.png", lambda name: name))
+    return (paired(root, "train", "trainannot", (".png",), lambda name: name),
+            paired(root, "val", "valannot", (".png",), lambda name: name))
 
 
-def _png_name(name: str) -> str:
+def png_name(name: str) -> str:
+    """The mask file name of an image: its stem with .png."""
     return str(Path(name).with_suffix(".png"))
 
 
 def _ade20k(root: Path) -> tuple[list[Sample], list[Sample]]:
-    return (_paired(root, "images/training", "annotations/training", "*.jpg", _png_name),
-            _paired(root, "images/validation", "annotations/validation", "*.jpg", _png_name))
+    return (paired(root, "images/training", "annotations/training", (".jpg",), png_name),
+            paired(root, "images/validation", "annotations/validation", (".jpg",), png_name))
 
 
 POOLS = {"demo": _demo, "camvid": _camvid, "ade20k": _ade20k}
 
 
-def pool_and_val(dataset: str, root: Path) -> tuple[list[Sample], list[Sample]]:
-    """(training pool, val list) of ``dataset`` under ``root``."""
+def pool_and_val(dataset: str, root: Path, seed: int = 0) -> tuple[list[Sample], list[Sample], str]:
+    """(training pool, val list, where the val list comes from) of ``dataset`` under ``root``; ``seed``
+    draws the held-out val images of a data set file without a val set."""
+    yours = custom.find(dataset) if dataset not in POOLS else None
+    if yours is not None:
+        return yours.pool_and_val(Path(root), seed)
     if dataset not in POOLS:
         raise UserError(f"splits for {dataset!r} are imported, not drawn: python -m benchmark splits import "
                         f"--from <folder> --dataset {dataset}. Drawable data sets: {', '.join(sorted(POOLS))}")
@@ -137,4 +142,4 @@ def pool_and_val(dataset: str, root: Path) -> tuple[list[Sample], list[Sample]]:
     pool, val = POOLS[dataset](root)
     if not pool:
         raise UserError(f"no training images found under {root} for {dataset}")
-    return pool, val
+    return pool, val, f"the {dataset} val set"
