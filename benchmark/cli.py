@@ -277,6 +277,19 @@ def cmd_splits_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_splits_fetch(args: argparse.Namespace) -> int:
+    from benchmark.data import importer, published
+
+    root = Path(args.root) if args.root else None
+    for pin in published.sources(args.dataset, args.source):
+        folder = published.fetch(pin, args.mirror)
+        console.print(f"{pin.source}: {len(pin.files)} files of github.com/{pin.repo}/{pin.folder} at {pin.ref}, "
+                      f"sha256 as pinned, in {folder}", highlight=False, soft_wrap=True)
+        for line in importer.run(folder, args.dataset, pin.source, root, args.force, commit=pin.ref):
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
+    return 0
+
+
 def cmd_splits_check(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
@@ -528,6 +541,15 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--root", help="data root, to derive missing unlabeled lists (COCO)")
     imp.add_argument("--force", action="store_true", help="replace splits of the same name with other content")
     imp.set_defaults(func=cmd_splits_import)
+    fetch_lists = split_sub.add_parser("fetch", help="download the published lists of VOC, Cityscapes or COCO "
+                                       "(UniMatch's and U2PL's, sha256-pinned) and import them")
+    fetch_lists.add_argument("dataset", choices=["voc", "cityscapes", "coco"])
+    fetch_lists.add_argument("--source", choices=["unimatch", "u2pl"], help="one source only (default: both)")
+    fetch_lists.add_argument("--root", help="data root, to derive COCO's unlabeled lists from train2017/")
+    fetch_lists.add_argument("--mirror", metavar="URL", help="fetch <URL>/<source>/<folder>/<file> instead of "
+                             "from GitHub (a copy of the lists; file:// works)")
+    fetch_lists.add_argument("--force", action="store_true", help="replace splits of the same name with other content")
+    fetch_lists.set_defaults(func=cmd_splits_fetch)
     chk = split_sub.add_parser("check", help="report every problem of a split")
     chk.add_argument("split")
     chk.add_argument("--root", help="data root (else BENCHMARK_<DATASET>_ROOT)")

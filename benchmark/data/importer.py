@@ -18,6 +18,7 @@ Every imported split must have the published labeled count of its name.
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -130,14 +131,27 @@ def derive_unlabeled(dataset: str, labeled: list[Sample], root: Path | None, fol
     return [sample for sample in pool if sample[0] not in taken], how
 
 
-def run(folder: Path, dataset: str, source: str | None, root: Path | None, force: bool) -> list[str]:
-    """Import every split of ``folder``; returns one line of report per split."""
+def _git_commit(folder: Path) -> str | None:
+    """The commit of the git checkout ``folder`` lies in, if it lies in one."""
+    try:
+        done = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def run(folder: Path, dataset: str, source: str | None, root: Path | None, force: bool,
+        commit: str | None = None) -> list[str]:
+    """Import every split of ``folder``; returns one line of report per split. ``commit``: the source's
+    revision (default: that of the git checkout holding ``folder``, if any), kept in the provenance."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder")
     detected, candidates = detect(folder)
     source = source or detected
     val = read_entries(folder / "val.txt", dataset) if (folder / "val.txt").exists() else None
+    commit = commit or _git_commit(folder)
     report = []
     for candidate in candidates:
         labeled = read_entries(candidate.labeled_file, dataset)
@@ -150,7 +164,8 @@ def run(folder: Path, dataset: str, source: str | None, root: Path | None, force
         else:
             unlabeled, how = derive_unlabeled(dataset, labeled, root, folder)
         provenance = {"summary": f"imported from {source}'s list {candidate.source_name}",
-                      "origin": ORIGINS[source], "source": source, "source_name": candidate.source_name,
+                      "origin": ORIGINS[source], "commit": commit, "source": source,
+                      "source_name": candidate.source_name,
                       "source_sha256": {"labeled": splits.sha256_path(candidate.labeled_file)}
                       | ({"unlabeled": splits.sha256_path(candidate.unlabeled_file)}
                          if candidate.unlabeled_file else {}),

@@ -141,8 +141,8 @@ def missing_split_message(name: str) -> str:
     if dataset in ("voc", "cityscapes", "coco"):
         folder = "pascal" if dataset == "voc" else dataset
         origin = (f"U2PL's data/splits/{folder}" if "_u2pl_" in name else f"UniMatch's splits/{folder}")
-        how = (f"import the published lists: python -m benchmark splits import --from <{origin} folder> "
-               f"--dataset {dataset}")
+        how = (f"fetch the published lists: python -m benchmark splits fetch {dataset} (or, offline, import "
+               f"a copy: python -m benchmark splits import --from <{origin} folder> --dataset {dataset})")
     else:
         how = (f"make it: python -m benchmark splits make --dataset {dataset} --root <data root> "
                "--ratios 1/16,1/8,1/4")
