@@ -38,6 +38,17 @@ def grid(summary: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, list[tuple[
         yield dataset, splits, rows
 
 
+def headline_and_variants(splits: pd.DataFrame, rows: list[tuple[str, str, list[Any]]]
+                          ) -> Iterator[tuple[str, pd.DataFrame, list[tuple[str, str, list[Any]]]]]:
+    """The headline table (main methods) and the variants table (tagged configurations) of one data set,
+    each with only the splits it has runs on: (title, splits, rows); an empty table is left out."""
+    for title, wanted in (("", True), ("variants (tagged configurations)", False)):
+        chosen = [row for row in rows if is_main(row[0]) == wanted]
+        keep = [i for i in range(len(splits)) if any(cells[i] is not None for _, _, cells in chosen)]
+        if chosen:
+            yield title, splits.iloc[keep], [(m, src, [cells[i] for i in keep]) for m, src, cells in chosen]
+
+
 def _interval(row: Any) -> str:
     low, high = getattr(row, "ci_low", math.nan), getattr(row, "ci_high", math.nan)
     return "" if low is None or math.isnan(low) else f"95% CI [{low:.2f}, {high:.2f}]"
@@ -65,32 +76,35 @@ def markdown(summary: pd.DataFrame, checks: dict[str, list[str]] | None = None) 
              "below. ▲ top marks the main method of a split with the highest mean, ≈ top a main method whose "
              "paired difference to it has an interval containing 0. Published numbers are the papers' own, with their backbone. Runs: "
              "'reference' = the suite's committed records (results/reference/), 'local' = your own runs.\n"]
-    for dataset, splits, rows in grid(summary):
-        header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
+    for dataset, all_splits, all_rows in grid(summary):
         parts.append(f"\n## {dataset}\n\n")
         for line in (checks or {}).get(dataset, []):
             parts.append(f"- ⚠ {line}\n")
-        parts.append("\n| method | runs | " + " | ".join(header) + " |\n|---|---|" + "---|" * len(header) + "\n")
-        for method, source, cells in rows:
-            parts.append(f"| {method} | {source} | "
-                         + " | ".join(cell_text(c, "<br>", "published: {}") for c in cells) + " |\n")
+        for title, splits, rows in headline_and_variants(all_splits, all_rows):
+            header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
+            parts.append(f"\n### {dataset}: {title}\n" if title else "")
+            parts.append("\n| method | runs | " + " | ".join(header) + " |\n|---|---|" + "---|" * len(header) + "\n")
+            for method, source, cells in rows:
+                parts.append(f"| {method} | {source} | "
+                             + " | ".join(cell_text(c, "<br>", "published: {}") for c in cells) + " |\n")
     return "".join(parts)
 
 
 def terminal(summary: pd.DataFrame, console: Console, checks: dict[str, list[str]] | None = None) -> None:
     """Rich tables, one per data set, each under its protocol checks."""
-    for dataset, splits, rows in grid(summary):
+    for dataset, all_splits, all_rows in grid(summary):
         for line in (checks or {}).get(dataset, []):
             console.print(f"[yellow]check {dataset}:[/] {line}", highlight=False, soft_wrap=True)
-        table = Table(title=f"{dataset}: mIoU % (last: mean ± std over seeds, 95 % interval over val images; best)",
-                      show_lines=True)
-        table.add_column("method", style="bold")
-        table.add_column("runs")
-        for s in splits.itertuples():
-            table.add_column(f"{s.split}\n{s.labeled} labeled ({100 * s.fraction:.3g} %)", justify="right")
-        for method, source, cells in rows:
-            table.add_row(method, source, *(cell_text(c, "\n", "[dim]published {}[/]") for c in cells))
-        console.print(table)
+        for title, splits, rows in headline_and_variants(all_splits, all_rows):
+            table = Table(title=f"{dataset}{' ' + title if title else ''}: mIoU % (last: mean ± std over seeds, "
+                          "95 % interval over val images; best)", show_lines=True)
+            table.add_column("method", style="bold")
+            table.add_column("runs")
+            for s in splits.itertuples():
+                table.add_column(f"{s.split}\n{s.labeled} labeled ({100 * s.fraction:.3g} %)", justify="right")
+            for method, source, cells in rows:
+                table.add_row(method, source, *(cell_text(c, "\n", "[dim]published {}[/]") for c in cells))
+            console.print(table)
 
 
 def _latex_escape(text: str) -> str:
@@ -102,8 +116,11 @@ def latex(summary: pd.DataFrame) -> str:
     std of the last evaluation per split, the best of each split in bold, and the published numbers in a
     second column group ('--' where no paper reports that split). Needs booktabs."""
     parts = ["% python -m benchmark report --latex; needs \\usepackage{booktabs}\n"]
-    for dataset, splits, rows in grid(summary):
-        rows = [r for r in rows if is_main(r[0])]
+    for dataset, all_splits, all_rows in grid(summary):
+        headline = [table for table in headline_and_variants(all_splits, all_rows) if not table[0]]
+        if not headline:
+            continue
+        _, splits, rows = headline[0]
         names = [_latex_escape(s) for s in splits["split"]]
         n = len(names)
         parts.append(f"\n% {dataset}\n\\begin{{tabular}}{{ll{'c' * n}{'c' * n}}}\n\\toprule\n")

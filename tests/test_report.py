@@ -173,3 +173,28 @@ def test_a_damaged_per_image_file_costs_its_cell_the_interval_and_nothing_else(t
     assert not skipped and summary.loc["fixmatch", "seeds"] == 2 and math.isnan(summary.loc["fixmatch", "ci_low"])
     assert summary.loc["supervised", "ci_low"] < summary.loc["supervised", "last_mean"]
     assert "no interval" in report.compare(runs, report.PerImage(runs), "fixmatch", "supervised")[0]
+
+
+def test_fixture_records_make_the_headline_table_and_a_separate_variants_table(tmp_path: Path) -> None:
+    from benchmark.tables import markdown
+
+    for seed, last in enumerate((0.50, 0.52, 0.57)):
+        fake_record("demo", "demo_1_16", "supervised", seed, last, last + 0.02, 128, 0.0625, root=tmp_path)
+        fake_record("demo", "demo_1_16", "fixmatch", seed, last + 0.1, last + 0.1, 128, 0.0625, root=tmp_path)
+    fake_record("demo", "demo_full", "supervised", 0, 0.8, 0.81, 2048, 1.0, root=tmp_path)
+    fake_record("demo", "demo_1_8", "fixmatch", 0, 0.7, 0.75, 256, 0.125, tag="tau0", root=tmp_path)
+    runs, _ = report.load_runs(tmp_path)
+    text = markdown(report.summarise(runs))
+    headline, variants = text.split("### demo: variants (tagged configurations)")
+    header = next(line for line in headline.splitlines() if line.startswith("| method"))
+    assert header == "| method | runs | demo_1_16 (128 labeled) | demo_full (2048 labeled) |"
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[2:] for line in headline.splitlines()
+            if line.startswith("| ") and not line.startswith("| method")}
+    assert set(rows) == {"fixmatch", "supervised"}
+    # fixmatch: 60, 62, 67 -> mean 63.00, sample std 3.61 (best the same); supervised best: 52, 54, 59 -> 55.00
+    assert rows["fixmatch"][0].startswith("63.00 ± 3.61 (n=3)") and "best 63.00 ± 3.61" in rows["fixmatch"][0]
+    assert rows["supervised"][0].startswith("53.00 ± 3.61 (n=3)") and "best 55.00 ± 3.61" in rows["supervised"][0]
+    assert rows["supervised"][1].startswith("80.00 (n=1)") and "best 81.00" in rows["supervised"][1]
+    assert rows["fixmatch"][1].strip(" |") == ""
+    assert "| fixmatch+tau0 | local | 70.00 (n=1)<br>best 75.00 |" in variants
+    assert "demo_1_8 (256 labeled) |" in variants and "demo_1_16" not in variants
