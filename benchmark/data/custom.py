@@ -27,10 +27,6 @@ BUILT_IN = ("demo", "voc", "cityscapes", "coco", "camvid", "ade20k")
 NAME = re.compile(r"[a-z][a-z0-9]{0,31}")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
-_loaded: dict[str, DatasetFile] = {}
-"""Data sets read with --dataset-file in this process, by name."""
-
-
 @dataclass
 class DatasetFile:
     """What a data set file may say; paths are relative to ``root``, which is relative to the file."""
@@ -116,6 +112,10 @@ class Dataset:
         held = set(np.random.default_rng(seed).permutation(len(pool))[:count].tolist())
         return ([s for i, s in enumerate(pool) if i not in held], [s for i, s in enumerate(pool) if i in held],
                 f"{count} of {len(pool)} images held out as val (seed {seed}, val_fraction {spec.val_fraction})")
+
+
+_loaded: dict[str, Dataset] = {}
+"""Data sets read with --dataset-file in this process, by name."""
 
 
 def _paired(root: Path, images: str | None, masks: str | None) -> list[tuple[str, str | None]]:
