@@ -322,7 +322,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         pair = tuple(name.strip() for name in args.compare.split(","))
         if len(pair) != 2 or not all(pair):
             raise UserError(f"--compare takes two method labels, e.g. --compare unimatch,supervised; got {args.compare!r}")
-    report.main(console, args.out, args.runs, latex=args.latex, compare_methods=pair)
+    from benchmark import PROJECT_ROOT
+
+    report.main(console, args.out, args.runs, latex=args.latex, compare_methods=pair,
+                readme=PROJECT_ROOT / "README.md" if args.readme else None)
     return 0
 
 
@@ -479,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "results/reference/")
     report.add_argument("--latex", action="store_true",
                         help="also write the headline table as LaTeX (booktabs) to summary.tex")
+    report.add_argument("--readme", action="store_true",
+                        help="with --runs reference: rewrite the README's results block (protocol, headline table, "
+                             "plot) from the committed records")
     report.add_argument("--compare", metavar="A,B",
                         help="difference in mIoU of method A minus B on every split where both ran, with its paired "
                              "bootstrap interval over val images (labels as in the table, e.g. speed+nodistill)")

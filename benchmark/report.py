@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from rich.console import Console
 from benchmark import figures, stats, tables
 from benchmark.atomic import write_text
 from benchmark.checks import protocol_checks
+from benchmark.errors import UserError
 from benchmark.records import PUBLISHED, REFERENCE_ROOT, is_main, method_label, read_per_image, results_root
 
 NOT_AVAILABLE = "not published / not available"
@@ -73,6 +75,18 @@ def protocol_of(record: dict[str, Any], config: dict[str, Any]) -> dict[str, Any
             "split_sha256": record.get("split_sha256")}
 
 
+def setup_of(record: dict[str, Any], config: dict[str, Any]) -> str:
+    """The run's protocol in words, for the statement beside a table."""
+    data, model = config.get("data") or {}, config.get("model") or {}
+    crop = data.get("crop_size")
+    crop = "x".join(map(str, crop)) if isinstance(crop, list) else crop
+    weights = (record.get("weights") or {}).get("source", "?")
+    return (f"preset {record.get('preset')}: {model.get('backbone')} DeepLabV3+ ({'ImageNet weights' if weights == 'file' else weights}), "
+            f"crop {crop}, batch {data.get('batch_size')} labeled + {data.get('unlabeled_batch_size')} unlabeled, "
+            f"{record.get('iterations')} steps, evaluation {(record.get('eval') or {}).get('mode')} on "
+            f"{record.get('val')} val images, {record.get('device', '?')} x {record.get('cpu_threads', '?')} threads")
+
+
 def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str]]:
     """One row per finished run under ``root/runs``, marked with ``source``, and the record files that
     were skipped as unreadable or incomplete (each with the reason). Unfinished runs are left out."""
@@ -98,7 +112,8 @@ def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str
             skipped.append(f"{path} (last_miou or best_miou is not a number)")
             continue
         history = _read_history(path.parent / "metrics.jsonl")
-        protocol = json.dumps(protocol_of(record, _read_config(path.parent / "config.yaml")), sort_keys=True)
+        config = _read_config(path.parent / "config.yaml")
+        protocol = json.dumps(protocol_of(record, config), sort_keys=True)
         rows.append({"source": source, "dataset": record["dataset"], "split": record["split"],
                      "method": method_label(record["method"], record.get("tag")), "seed": record["seed"],
                      "labeled": record["labeled"], "fraction": record["labeled_fraction"],
@@ -106,7 +121,7 @@ def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str
                      "memory_mb": record.get("peak_memory_mb"),
                      "backbone": (record.get("weights") or {}).get("source", ""), "preset": record.get("preset"),
                      "folder": str(path.parent), "protocol": hashlib.sha256(protocol.encode()).hexdigest()[:6],
-                     "iterations": record.get("iterations"),
+                     "iterations": record.get("iterations"), "setup": setup_of(record, config),
                      "last_iteration": history[-1]["iteration"] if history else None,
                      "last_iou": record.get("last_iou"), "class_names": record.get("class_names"),
                      "history": history})
@@ -276,10 +291,13 @@ def with_published(summary: pd.DataFrame, published: pd.DataFrame, missing: dict
 
 
 def main(console: Console, out: str | Path | None = None, which: str = "both", reference: Path = REFERENCE_ROOT,
-         published_path: Path = PUBLISHED, latex: bool = False, compare_methods: tuple[str, str] | None = None
-         ) -> Path | None:
+         published_path: Path = PUBLISHED, latex: bool = False, compare_methods: tuple[str, str] | None = None,
+         readme: Path | None = None) -> Path | None:
     """Build and write the report of the finished runs of ``which`` ('local', 'reference' or 'both');
-    returns the folder written to (the reference folder for 'reference' alone, else yours)."""
+    returns the folder written to (the reference folder for 'reference' alone, else yours). With ``readme``
+    (reference runs alone), that file's report block is rewritten too."""
+    if readme is not None and which != "reference":
+        raise UserError("--readme writes the suite's own results into the README: use it with --runs reference")
     local = results_root(out)
     folders = {"reference": reference, "local": local}
     chosen = SOURCES if which == "both" else (which,)
@@ -323,5 +341,10 @@ def main(console: Console, out: str | Path | None = None, which: str = "both", r
     written += figures.miou_vs_labels(summary, published, target)
     written += figures.miou_vs_labels(summary, published, target, variants=True)
     written += figures.curves(runs, target)
+    if readme is not None:
+        plot = os.path.relpath(target / "miou_vs_labels.svg", readme.parent)
+        block = tables.readme_block(summary, runs, checks, plot)
+        write_text(readme, tables.replace_readme_block(readme.read_text(), block, str(readme)))
+        written.append(readme)
     console.print(f"{len(runs)} runs; wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
     return target

@@ -16,6 +16,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from benchmark.errors import UserError
 from benchmark.records import is_main
 
 MARKS = {"best": "▲ top", "tied": "≈ top"}
@@ -178,3 +179,41 @@ def per_class_terminal(table: pd.DataFrame, console: Console) -> None:
             by_class = {r["class"]: r for _, r in rows.iterrows()}
             out.add_row(method, source, *(_class_cell(by_class.get(c)) for c in classes))
         console.print(out)
+
+
+README_BEGIN = "<!-- report:begin -->"
+README_END = "<!-- report:end -->"
+
+
+def readme_block(summary: pd.DataFrame, runs: pd.DataFrame, checks: dict[str, list[str]], plot: str) -> str:
+    """The README's results block: per data set the protocol of its headline runs with their training
+    time, the protocol checks, the headline table (main methods), then the plot at ``plot``."""
+    parts = [f"{README_BEGIN}\n<!-- written by `python -m benchmark report --runs reference --readme` from the committed "
+             "records; edits inside this block are overwritten -->\n"]
+    for dataset, all_splits, all_rows in grid(summary):
+        headline = [table for table in headline_and_variants(all_splits, all_rows) if not table[0]]
+        if not headline:
+            continue
+        _, splits, rows = headline[0]
+        main = runs[(runs["dataset"] == dataset) & runs["method"].map(is_main)]
+        parts.append(f"\n#### {dataset}\n\n")
+        for setup, group in main.groupby("setup"):
+            seeds = ", ".join(str(seed) for seed in sorted(group["seed"].unique()))
+            hours = group["seconds"].fillna(0).sum() / 3600
+            parts.append(f"- {len(group)} runs (seeds {seeds}; {hours:.1f} h of training): {setup}\n")
+        for line in checks.get(dataset, []):
+            parts.append(f"- ⚠ {line}\n")
+        header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
+        parts.append("\n| method | " + " | ".join(header) + " |\n|---|" + "---|" * len(header) + "\n")
+        for method, _, cells in rows:
+            parts.append(f"| {method} | " + " | ".join(cell_text(c, "<br>", "published: {}") for c in cells) + " |\n")
+    parts.append(f"\n![mIoU against labeled images, main methods]({plot})\n{README_END}")
+    return "".join(parts)
+
+
+def replace_readme_block(text: str, block: str, where: str) -> str:
+    """``text`` with its report block replaced by ``block``."""
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        raise UserError(f"{where} has no '{README_BEGIN}' ... '{README_END}' block for the report to write")
+    return text[:start] + block + text[end + len(README_END):]

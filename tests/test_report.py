@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from benchmark import report
@@ -198,3 +200,26 @@ def test_fixture_records_make_the_headline_table_and_a_separate_variants_table(t
     assert rows["fixmatch"][1].strip(" |") == ""
     assert "| fixmatch+tau0 | local | 70.00 (n=1)<br>best 75.00 |" in variants
     assert "demo_1_8 (256 labeled) |" in variants and "demo_1_16" not in variants
+
+
+def test_readme_block_states_the_protocol_and_holds_the_headline_table(tmp_path: Path) -> None:
+    from benchmark.errors import UserError
+
+    reference = tmp_path / "reference"
+    for seed in range(3):
+        full_record(reference, "demo_1_16", "supervised", seed, *made_up(seed, 0.5))
+    fake_record("demo", "demo_1_16", "fixmatch", 0, 0.6, 0.6, 128, 0.0625, tag="tau0", root=reference)
+    readme = tmp_path / "README.md"
+    readme.write_text("# Suite\n\nintro\n<!-- report:begin -->\nold table\n<!-- report:end -->\n\nafter\n")
+    report.main(Console(file=io.StringIO()), tmp_path / "local", "reference", reference=reference,
+                published_path=tmp_path / "none.yaml", readme=readme)
+    text = readme.read_text()
+    assert text.startswith("# Suite\n\nintro\n<!-- report:begin -->") and text.endswith("<!-- report:end -->\n\nafter\n")
+    assert "old table" not in text and "fixmatch+tau0" not in text
+    assert "- 3 runs (seeds 0, 1, 2; " in text and "efficientnet_lite0 DeepLabV3+" in text and "crop 96" in text
+    assert "| supervised | " in text and "(n=3)" in text
+    assert "![mIoU against labeled images, main methods](reference/miou_vs_labels.svg)" in text
+    readme.write_text("no markers")
+    with pytest.raises(UserError, match="no '<!-- report:begin -->'"):
+        report.main(Console(file=io.StringIO()), tmp_path / "local", "reference", reference=reference,
+                    published_path=tmp_path / "none.yaml", readme=readme)
