@@ -215,7 +215,7 @@ def test_readme_block_states_the_protocol_and_holds_the_headline_table(tmp_path:
                 published_path=tmp_path / "none.yaml", readme=readme)
     text = readme.read_text()
     assert text.startswith("# Suite\n\nintro\n<!-- report:begin -->") and text.endswith("<!-- report:end -->\n\nafter\n")
-    assert "old table" not in text and "fixmatch+tau0" not in text
+    assert "old table" not in text and "| fixmatch+tau0" not in text
     assert "- 3 runs (seeds 0, 1, 2; " in text and "efficientnet_lite0 DeepLabV3+" in text and "crop 96" in text
     assert "| supervised | " in text and "(n=3)" in text
     assert "![mIoU against labeled images, main methods](reference/miou_vs_labels.svg)" in text
