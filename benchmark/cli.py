@@ -365,7 +365,7 @@ def cmd_weights_get(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from benchmark import reference
 
-    for line in reference.promote([Path(folder) for folder in args.run_dirs], args.replace):
+    for line in reference.promote([Path(folder) for folder in args.run_dirs], args.replace, as_tag=args.as_tag):
         console.print(line, highlight=False, soft_wrap=True)
     return 0
 
@@ -513,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     promote = commands.add_parser("promote", help="copy finished runs into the suite's reference records")
     promote.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a finished run's folder (…/seed<k>)")
     promote.add_argument("--replace", action="store_true", help="replace a reference run of the same name")
+    promote.add_argument("--as-tag", metavar="TAG", help="file the run as the tagged variant TAG, or as the method "
+                         "itself with none (when a preset changes; then git rm the old folder)")
     promote.set_defaults(func=cmd_promote)
 
     methods = commands.add_parser("methods", help="list methods, or one method's parameters")

@@ -4,10 +4,16 @@ A run never writes to the reference folder, so a user's command can neither over
 committed record. The maintainers train in their own results folder (resumable, with checkpoints) and
 promote what finished: the record, its metrics, its per-image counts and its configuration, never the
 checkpoint.
+
+When a preset changes, the records of its former configuration stay valid but are no longer the preset's:
+``promote --as-tag TAG`` files such a run again as a tagged variant (the record's ``tag`` set to TAG and
+``filed_as`` naming where it was), so the headline table holds one protocol only; ``--as-tag none`` files
+a tagged run whose configuration became the preset's as the method itself.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +27,10 @@ finished. A record made before per-image counts existed has no per_image.npz: it
 OPTIONAL = ("per_image.npz",)
 
 
-def promote(folders: list[Path], replace: bool = False, reference: Path = REFERENCE_ROOT) -> Iterator[str]:
-    """Copy each finished run folder into ``reference``; yields one line per run copied."""
+def promote(folders: list[Path], replace: bool = False, reference: Path = REFERENCE_ROOT,
+            as_tag: str | None = None) -> Iterator[str]:
+    """Copy each finished run folder into ``reference`` (under ``as_tag`` when given, see the module's
+    docstring); yields one line per run copied."""
     for folder in folders:
         record = read_record(folder / "record.json")
         if record is None:
@@ -33,6 +41,12 @@ def promote(folders: list[Path], replace: bool = False, reference: Path = REFERE
         missing = [name for name in COPIED if name not in OPTIONAL and not (folder / name).is_file()]
         if missing:
             raise UserError(f"{folder} lacks {', '.join(missing)}; rerun it to write them")
+        if as_tag is not None:
+            tag = None if as_tag == "none" else as_tag
+            if not as_tag or tag == record.get("tag"):
+                raise UserError(f"--as-tag {as_tag!r}: give a tag other than the run's own ({record.get('tag')!r}), "
+                                "or none for no tag")
+            record = {**record, "tag": tag, "filed_as": "/".join(folder.resolve().parts[-3:])}
         try:
             target = RunPaths.of(record["dataset"], record["split"], record["method"], record["seed"],
                                  record.get("tag"), reference).folder
@@ -47,6 +61,8 @@ def promote(folders: list[Path], replace: bool = False, reference: Path = REFERE
                 (target / name).unlink(missing_ok=True)  # a replaced run's file must not outlive it
                 continue
             data = (folder / name).read_bytes()
+            if name == "record.json" and as_tag is not None:
+                data = (json.dumps(record, indent=2) + "\n").encode()
             write_atomic(target / name, lambda handle, data=data: handle.write(data))
         dirty = " (made from a tree with uncommitted changes: no commit reproduces it)" if record.get("git_dirty") else ""
         yield f"{folder} -> {target}{dirty}"

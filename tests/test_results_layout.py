@@ -90,6 +90,29 @@ def test_promote_copies_a_finished_run_and_refuses_what_it_should(env, tiny_conf
     assert "holds no readable record.json" in capsys.readouterr().err
 
 
+def test_promote_as_tag_files_a_run_of_a_former_preset_as_a_variant(env, tiny_config, tmp_path) -> None:
+    reference = tmp_path / "reference"
+    assert cli.main(["run", "--quiet", "--method", "supervised", "--split", "demo_1_4", "--config",
+                     str(tiny_config)]) == 0
+    run = RunPaths.of("demo", "demo_1_4", "supervised", 0)
+    list(reference_module.promote([run.folder], reference=reference))
+    old = RunPaths.of("demo", "demo_1_4", "supervised", 0, root=reference)
+    list(reference_module.promote([old.folder], reference=reference, as_tag="it2"))
+    new = RunPaths.of("demo", "demo_1_4", "supervised", 0, tag="it2", root=reference)
+    before, after = json.loads(old.record.read_text()), json.loads(new.record.read_text())
+    assert after.pop("tag") == "it2" and after.pop("filed_as") == "demo_1_4/supervised/seed0"
+    assert {**before, "tag": None} == {**after, "tag": None}
+    assert (new.folder / "metrics.jsonl").read_bytes() == (old.folder / "metrics.jsonl").read_bytes()
+    frame, _ = report.load_runs(reference, "reference")
+    assert sorted(frame["method"]) == ["supervised", "supervised+it2"]
+    with pytest.raises(Exception, match="give a tag other than the run's own"):
+        list(reference_module.promote([new.folder], reference=reference, as_tag="it2"))
+    shutil.rmtree(old.folder)
+    list(reference_module.promote([new.folder], reference=reference, as_tag="none"))
+    back = json.loads(old.record.read_text())
+    assert back["tag"] is None and back["filed_as"] == "demo_1_4/supervised+it2/seed0"
+
+
 def _fresh_checkout(target: Path) -> Path:
     """What a fresh clone of this working tree holds: tracked and untracked files that git does not ignore."""
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=CHECKOUT,
