@@ -13,11 +13,10 @@ a tagged run whose configuration became the preset's as the method itself.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmark.atomic import write_atomic
+from benchmark.atomic import write_atomic, write_json
 from benchmark.errors import UserError
 from benchmark.records import REFERENCE_ROOT, RunPaths, read_record
 
@@ -60,9 +59,10 @@ def promote(folders: list[Path], replace: bool = False, reference: Path = REFERE
             if not (folder / name).is_file():
                 (target / name).unlink(missing_ok=True)  # a replaced run's file must not outlive it
                 continue
-            data = (folder / name).read_bytes()
             if name == "record.json" and as_tag is not None:
-                data = (json.dumps(record, indent=2) + "\n").encode()
+                write_json(target / name, record)
+                continue
+            data = (folder / name).read_bytes()
             write_atomic(target / name, lambda handle, data=data: handle.write(data))
         dirty = " (made from a tree with uncommitted changes: no commit reproduces it)" if record.get("git_dirty") else ""
         yield f"{folder} -> {target}{dirty}"
