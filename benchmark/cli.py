@@ -263,8 +263,9 @@ def cmd_splits_make(args: argparse.Namespace) -> int:
                       "tool": "benchmark splits make (nested: each smaller split inside the larger)",
                       "seed": args.seed, "ratio": names[name], "pool": len(pool), "val": val_source,
                       "made": datetime.now().strftime("%Y-%m-%d")}
-        folder = splits.write(args.dataset, name, labeled, unlabeled, provenance, val)
-        console.print(f"{name}: {len(labeled)} labeled, {len(unlabeled)} unlabeled -> {folder}")
+        status = splits.write_unless_present(args.dataset, name, labeled, unlabeled, provenance, val, args.force)
+        console.print(f"{name}: {len(labeled)} labeled, {len(unlabeled)} unlabeled ({status}) -> "
+                      f"{splits.splits_root() / args.dataset / name}")
     return 0
 
 
@@ -539,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--root", help="dataset root")
     make.add_argument("--ratios", default="1/16,1/8,1/4", help="comma-separated labeled fractions")
     make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--force", action="store_true", help="replace splits of the same name with other content")
     _dataset_file_option(make)
     make.set_defaults(func=cmd_splits_make)
 

@@ -43,6 +43,24 @@ def test_splits_make_writes_nested_splits_with_a_manifest(env, tiny_root, capsys
     assert small.provenance["seed"] == 3 and small.provenance["ratio"] == "1/8"
 
 
+def test_splits_make_keeps_an_identical_split_and_refuses_to_replace_another_without_force(env, tiny_root,
+                                                                                           capsys) -> None:
+    from benchmark.data import splits
+
+    make = ["splits", "make", "--dataset", "demo", "--root", str(tiny_root), "--ratios", "1/8"]
+    assert cli.main([*make, "--seed", "3"]) == 0
+    manifest = (splits.splits_root() / "demo" / "manifest.json").read_text()
+    entry = splits.read_manifest("demo")["splits"]["demo_1_8"]
+    assert cli.main([*make, "--seed", "3"]) == 0
+    assert "already present, identical" in capsys.readouterr().out
+    assert (splits.splits_root() / "demo" / "manifest.json").read_text() == manifest
+    assert cli.main([*make, "--seed", "4"]) == 2
+    assert "exists with other content; pass --force" in capsys.readouterr().err
+    assert splits.read_manifest("demo")["splits"]["demo_1_8"] == entry
+    assert cli.main([*make, "--seed", "4", "--force"]) == 0
+    assert splits.load("demo_1_8").provenance["seed"] == 4
+
+
 def test_sweep_passes_its_options_and_the_results_folder_to_every_run(capsys, tmp_path) -> None:
     assert cli.main(["sweep", "--methods", "supervised,fixmatch", "--splits", "demo_1_8", "--seeds", "0,1",
                      "--print", "--out", str(tmp_path), "--", "--set", "schedule.iters=5"]) == 0

@@ -171,24 +171,6 @@ def run(folder: Path, dataset: str, source: str | None, root: Path | None, force
                          if candidate.unlabeled_file else {}),
                       "unlabeled_list": how, "published_labeled": PUBLISHED.get(name),
                       "imported": date.today().isoformat()}
-        status = _write(dataset, name, labeled, unlabeled, provenance, val, force)
+        status = splits.write_unless_present(dataset, name, labeled, unlabeled, provenance, val, force)
         report.append(f"{name}: {len(labeled)} labeled, {len(unlabeled)} unlabeled ({status}; unlabeled {how})")
     return report
-
-
-def _write(dataset: str, name: str, labeled: list[Sample], unlabeled: list[Sample], provenance: dict,
-           val: list[Sample] | None, force: bool) -> str:
-    """Write a split unless one with the same lines (in any order) is there; a different one is replaced
-    only with ``force``."""
-    existing = splits.available().get(name)
-    if existing:
-        current = splits.load(name)
-        same_val = val is None or sorted(current.val) == sorted(val)
-        if sorted(current.labeled) == sorted(labeled) and sorted(current.unlabeled) == sorted(unlabeled) and same_val:
-            return "already present, identical"
-        if not force:
-            raise UserError(f"split {name} exists with other content; pass --force to replace it")
-    elif val is None and not (splits.splits_root() / dataset / "val.txt").exists():
-        raise UserError(f"no val.txt in the source and none in splits/{dataset}/: import a folder with val.txt")
-    splits.write(dataset, name, labeled, unlabeled, provenance, val)
-    return "written"

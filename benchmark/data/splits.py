@@ -220,6 +220,24 @@ def write(dataset: str, name: str, labeled: list[Sample], unlabeled: list[Sample
     return folder
 
 
+def write_unless_present(dataset: str, name: str, labeled: list[Sample], unlabeled: list[Sample],
+                         provenance: dict[str, Any], val: list[Sample] | None, force: bool) -> str:
+    """Write a split unless one with the same lines (in any order) is there, whose provenance then stays as
+    it was; a split of that name with other content is replaced only with ``force``, since records made on
+    it name its checksum."""
+    if name in available():
+        current = load(name)
+        same_val = val is None or sorted(current.val) == sorted(val)
+        if sorted(current.labeled) == sorted(labeled) and sorted(current.unlabeled) == sorted(unlabeled) and same_val:
+            return "already present, identical"
+        if not force:
+            raise UserError(f"split {name} exists with other content; pass --force to replace it")
+    elif val is None and not (splits_root() / dataset / "val.txt").exists():
+        raise UserError(f"no val.txt in the source and none in splits/{dataset}/: import a folder with val.txt")
+    write(dataset, name, labeled, unlabeled, provenance, val)
+    return "written"
+
+
 def nested_draw(pool: list[Sample], counts: dict[str, int], seed: int) -> dict[str, tuple[list[Sample], list[Sample]]]:
     """Labeled subsets of ``pool`` of the given sizes, nested (each smaller one inside the larger),
     from one seeded permutation; the rest of the pool is each subset's unlabeled list."""
