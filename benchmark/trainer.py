@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from benchmark import checkpoint, distributed
 from benchmark.atomic import write_json
 from benchmark.config import Resolved, crop_hw
+from benchmark.data import demo
 from benchmark.data.pipeline import train_streams, val_dataset
 from benchmark.data.splits import Split
 from benchmark.errors import UserError
@@ -257,7 +258,10 @@ class Trainer:
             "dataset": split.dataset, "split": split.name, "preset": self.resolved.preset,
             "labeled": len(split.labeled), "unlabeled": len(split.unlabeled), "val": len(split.val),
             "labeled_fraction": split.fraction, "split_sha256": self.identity.split_sha256,
-            "split_files": split.checksums(), "split_provenance": split.provenance, "seed": cfg.seed,
+            "split_files": split.checksums(), "split_provenance": split.provenance,
+            "data_root": str(self.root),
+            "generated_data": demo.read_manifest(self.root) if split.dataset == "demo" else None,
+            "seed": cfg.seed,
             "iterations": cfg.schedule.iters, "completed_iterations": steps,
             "last_miou": last["miou"] if last else None, "last_iou": last["iou"] if last else None,
             "best_miou": best["miou"] if best else None, "best_iteration": best["iteration"] if best else None,
