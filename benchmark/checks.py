@@ -1,8 +1,9 @@
 """What makes a table untrustworthy, said above it: one line per check, naming the cells.
 
-Checks (per data set, on the runs ``report`` loaded): cells with fewer than three seeds; cells whose runs
-differ in protocol (crop, schedule, evaluation, backbone, weights, split files), which are reported as
-separate rows and never averaged; a supervised row whose mean does not rise with the labeled count; runs
+Checks (per data set, on the runs ``report`` loaded): cells with fewer than three seeds (named for the
+main methods, counted for tagged variants, which are mostly one-seed probes); cells whose runs differ in
+protocol (crop, schedule, evaluation, backbone, weights, split files), which are reported as separate rows
+and never averaged; a supervised row, main or tagged, whose mean does not rise with the labeled count; runs
 whose best evaluation beats their last by more than 1 mIoU (they peaked early); runs whose last evaluation
 is not at their final step.
 """
@@ -10,6 +11,8 @@ is not at their final step.
 from __future__ import annotations
 
 import pandas as pd
+
+from benchmark.records import is_main
 
 MIN_SEEDS = 3
 PEAK_GAP = 1.0
@@ -30,20 +33,27 @@ def protocol_checks(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, list
     found: dict[str, list[str]] = {}
     for dataset, block in summary.groupby("dataset", sort=False):
         lines = []
-        few = [f"{_cell(r)} (n={r.seeds})" for r in block.itertuples() if r.seeds < MIN_SEEDS]
-        if few:
-            lines.append(f"fewer than {MIN_SEEDS} seeds, no spread to trust: {_listing(few)}")
+        few = [r for r in block.itertuples() if r.seeds < MIN_SEEDS]
+        few_main = [f"{_cell(r)} (n={r.seeds})" for r in few if is_main(r.method)]
+        few_variants = len({_cell(r) for r in few if not is_main(r.method)})
+        if few_main or few_variants:
+            variants = sum(1 for r in block.itertuples() if not is_main(r.method))
+            lines.append(f"fewer than {MIN_SEEDS} seeds, no spread to trust: "
+                         + "; ".join(([_listing(few_main)] if few_main else [])
+                                     + ([f"{few_variants} of the {variants} tagged-variant cells"] if few_variants
+                                        else [])))
         mixed = [_cell(r) for r in block.itertuples() if r.protocols > 1]
         if mixed:
             lines.append(f"runs of one cell differ in protocol (crop, schedule, evaluation, backbone, weights or "
                          f"split files) and are shown as separate rows, never averaged: {_listing(mixed)}")
-        supervised = block[[m.partition(" [")[0] == "supervised" for m in block["method"]]]
-        for source, rows in supervised.groupby("source"):
+        labels = block["method"].str.partition(" [")[0]
+        supervised = block[[label.partition("+")[0] == "supervised" for label in labels]]
+        for (label, source), rows in supervised.groupby([labels[supervised.index], "source"], sort=False):
             by_count = rows.groupby("labeled")["last_mean"].mean().sort_index()  # protocols of one count pooled
             means = list(by_count)
             if any(later <= earlier for earlier, later in zip(means, means[1:])):
                 order = ", ".join(f"{r.split} {r.last_mean:.2f}" for r in rows.sort_values("labeled").itertuples())
-                lines.append(f"supervised ({source}) is not ordered by labeled count: {order}")
+                lines.append(f"{label} ({source}) is not ordered by labeled count: {order}")
         mine = runs[runs["dataset"] == dataset]
         peaked = [_cell(r) + f" seed {r.seed} ({r.best - r.last:.1f})" for r in mine.itertuples()
                   if r.best - r.last > PEAK_GAP]

@@ -130,16 +130,20 @@ def test_protocol_checks_name_the_cells_and_mixed_protocols_are_never_averaged(t
     full_record(tmp_path, "demo_1_8", "supervised", 0, *made_up(2, 0.3), labeled=256, fraction=0.125)
     full_record(tmp_path, "demo_1_8", "fixmatch", 0, *made_up(3, 0.5), best_gap=2.5, labeled=256, fraction=0.125)
     full_record(tmp_path, "demo_1_8", "unimatch", 0, *made_up(4, 0.5), last_step=80, labeled=256, fraction=0.125)
+    full_record(tmp_path, "demo_1_16", "supervised+short", 0, *made_up(5, 0.5))
+    full_record(tmp_path, "demo_1_8", "supervised+short", 0, *made_up(6, 0.4), labeled=256, fraction=0.125)
     runs, _ = report.load_runs(tmp_path)
     summary = report.summarise(runs)
-    assert len(summary[summary["split"] == "demo_1_16"]) == 2  # one row per protocol, each of one seed
+    assert len(summary[summary["split"] == "demo_1_16"]) == 3  # one row per protocol, each of one seed
     lines = protocol_checks(runs, summary)["demo"]
-    assert len(lines) == 5
+    assert len(lines) == 6
     assert lines[0].startswith("fewer than 3 seeds") and "fixmatch on demo_1_8 (local) (n=1)" in lines[0]
+    assert "supervised+short" not in lines[0] and lines[0].endswith("; 2 of the 2 tagged-variant cells")
     assert "differ in protocol" in lines[1] and "supervised [" in lines[1]
     assert lines[2].startswith("supervised (local) is not ordered by labeled count")
-    assert "peaked early" in lines[3] and "fixmatch on demo_1_8 (local) seed 0 (2.5)" in lines[3]
-    assert "not at the final step" in lines[4] and "unimatch on demo_1_8 (local) seed 0 (last at 80 of 100)" in lines[4]
+    assert lines[3].startswith("supervised+short (local) is not ordered by labeled count: demo_1_16 ")
+    assert "peaked early" in lines[4] and "fixmatch on demo_1_8 (local) seed 0 (2.5)" in lines[4]
+    assert "not at the final step" in lines[5] and "unimatch on demo_1_8 (local) seed 0 (last at 80 of 100)" in lines[5]
 
 
 def test_latex_curves_per_class_and_variant_figures_are_written(tmp_path: Path, monkeypatch) -> None:
