@@ -251,6 +251,16 @@ def cmd_datasets_example(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_datasets_demo(args: argparse.Namespace) -> int:
+    from benchmark.data import demo
+
+    spec = demo.spec_with(args.set)
+    root = demo.ensure(Path(args.folder), spec)
+    console.print(f"demo data ({', '.join(args.set) or 'the defaults'}) in {root}. Train on it: python -m "
+                  f"benchmark run --method M --split demo_1_8 --data-root {root}", highlight=False, soft_wrap=True)
+    return 0
+
+
 def cmd_splits_make(args: argparse.Namespace) -> int:
     root = roots.resolve(args.dataset, args.root, None)
     pool, val, val_source = layouts.pool_and_val(args.dataset, root, args.seed)
@@ -531,6 +541,12 @@ def build_parser() -> argparse.ArgumentParser:
     example = datasets_sub.add_parser("example", help="write a small example data set and its file into a folder")
     example.add_argument("folder")
     example.set_defaults(func=cmd_datasets_example)
+    demo_data = datasets_sub.add_parser("demo", help="generate the demo data set, or a variant of it, into a folder")
+    demo_data.add_argument("folder")
+    demo_data.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help="a generator option other than its default (benchmark/data/demo.py DemoSpec), "
+                                "e.g. max_distractors=0 or size=128")
+    demo_data.set_defaults(func=cmd_datasets_demo)
 
     split_cmd = commands.add_parser("splits", help="list, make, import or check splits")
     split_cmd.set_defaults(func=cmd_splits_list)

@@ -63,7 +63,7 @@ def test_the_examples_masks_read_back_as_the_demo_scenes_labels(example) -> None
 
     data = resolve("shapes").run.data
     reader = PairReader(example.parent, [("photos/scene0003.jpg", "labels/scene0003.png")], data)
-    assert np.array_equal(reader.mask(0), demo.render(7, "train", 3, 112)[1])
+    assert np.array_equal(reader.mask(0), demo.render(demo.DemoSpec(seed=7), "train", 3)[1])
 
 
 def test_a_data_set_file_works_for_one_command_without_registration(env, tiny_config, capsys) -> None:

@@ -28,7 +28,7 @@ def test_demo_is_deterministic_by_seed(tmp_path) -> None:
     assert (tmp_path / "a" / demo.image_path("train", 0)).read_bytes() != \
         (tmp_path / "c" / demo.image_path("train", 0)).read_bytes()
     # image i depends on (seed, split, i) only, not on how many images are generated
-    image, mask = demo.render(3, "train", 2, 48)
+    image, mask = demo.render(demo.DemoSpec(seed=3, size=48), "train", 2)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / demo.image_path("train", 2))), image)
 
 
@@ -36,7 +36,7 @@ def test_demo_class_is_shape_not_colour() -> None:
     """Every class appears in many colours: the mean colour of a class tells nothing."""
     colours: dict[int, list[np.ndarray]] = {}
     for i in range(120):
-        image, mask = demo.render(0, "train", i, 64)
+        image, mask = demo.render(demo.DemoSpec(size=64), "train", i)
         for label in range(1, 7):
             if (mask == label).sum() > 30:
                 colours.setdefault(label, []).append(image[mask == label].mean(0))
@@ -160,3 +160,25 @@ def test_augmentations_keep_the_channels_last_format_of_their_input() -> None:
         same = augment(x.contiguous(), torch.Generator().manual_seed(0))
         assert out.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(out, same)
+
+
+def test_demo_variants_change_only_what_they_name_and_a_folder_keeps_its_options(tmp_path, capsys) -> None:
+    from benchmark import cli
+
+    assert demo.spec_with(["max_distractors=0", "radius_max=0.4"]) == demo.DemoSpec(max_distractors=0,
+                                                                                    radius_max=0.4)
+    with pytest.raises(UserError, match="not KEY=VALUE with KEY one of seed, train"):
+        demo.spec_with(["distractors=0"])
+    with pytest.raises(UserError, match="max_objects=two: not a number of type int"):
+        demo.spec_with(["max_objects=two"])
+    plain = demo.DemoSpec(train=4, val=2, size=48, max_clutter=0, max_distractors=0, max_noise=0.01, max_blur=0)
+    image, mask = demo.render(plain, "train", 0)
+    assert len(np.unique(mask)) > 1 and mask.shape == (48, 48)
+    root = tmp_path / "variant"
+    assert cli.main(["datasets", "demo", str(root), "--set", "train=4", "--set", "val=2", "--set", "size=48",
+                     "--set", "max_distractors=0"]) == 0
+    assert "--data-root" in capsys.readouterr().out
+    assert demo.read_manifest(root)["max_distractors"] == 0 and demo.read_manifest(root)["max_objects"] == 3
+    assert demo.ensure(root) == root  # any demo data is accepted where no options are named
+    assert cli.main(["datasets", "demo", str(root), "--set", "train=4", "--set", "val=2", "--set", "size=48"]) == 2
+    assert "other options (max_distractors=0 (not 2))" in capsys.readouterr().err

@@ -240,7 +240,7 @@ def write_example(folder: Path, train: int = 96, val: int = 24) -> Path:
         (folder / prefix / "photos").mkdir(parents=True, exist_ok=True)
         (folder / prefix / "labels").mkdir(parents=True, exist_ok=True)
         for index in range(count):
-            image, mask = demo.render(seed=7, split=split, index=index, size=112)
+            image, mask = demo.render(demo.DemoSpec(seed=7), split, index)
             Image.fromarray(image).save(folder / prefix / "photos" / f"scene{index:04d}.jpg", quality=95)
             Image.fromarray(colours[mask]).save(folder / prefix / "labels" / f"scene{index:04d}.png")
     spec = {"name": "shapes", "classes": list(demo.CLASS_NAMES), "base_preset": "demo", "root": ".",

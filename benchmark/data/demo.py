@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,12 +81,29 @@ DISTRACTORS: list[Shape] = [_bar, _crescent, _half_disc]
 
 @dataclass(frozen=True)
 class DemoSpec:
-    """What to generate: the seed, the pool sizes and the image side."""
+    """What to generate: the seed, the pool sizes, the image side and how hard the scenes are. The
+    defaults are the demo data set; other values make variants of it (each named by its manifest, which
+    a run's record holds), e.g. to look for a data set on which a short schedule shows more."""
 
     seed: int = 0
     train: int = 2048
     val: int = 320
     size: int = 112
+    radius_min: float = 0.16
+    """Smallest object radius, as a fraction of the image side."""
+    radius_max: float = 0.32
+    max_objects: int = 3
+    """Labelled shapes per scene: 1 to this many."""
+    max_distractors: int = 2
+    """Background shapes (bar, crescent, half-disc) per scene: 0 to this many."""
+    max_clutter: int = 3
+    """Background line segments per scene: 0 to this many."""
+    max_noise: float = 0.06
+    """Pixel noise std, drawn from 0.01 to this."""
+    max_blur: float = 1.0
+    """Gaussian blur radius in pixels, drawn from 0 to this."""
+    object_contrast: float = 0.3
+    """How far an object's second colour lies from its first (0: one flat colour)."""
 
 
 def _weight(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, kinds: tuple[str, ...]) -> np.ndarray:
@@ -126,10 +143,10 @@ def _paint(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, kinds: tupl
     return first * (1 - weight) + second * weight
 
 
-def _place(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, shape: Shape) -> np.ndarray:
+def _place(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, shape: Shape, spec: DemoSpec) -> np.ndarray:
     """The pixels covered by ``shape`` at a random position, scale, rotation and slight stretch."""
     size = yy.shape[0]
-    radius = rng.uniform(0.16, 0.32) * size
+    radius = rng.uniform(spec.radius_min, spec.radius_max) * size
     cy, cx = rng.uniform(0.1, 0.9, size=2) * size
     angle = rng.uniform(0, 2 * np.pi)
     stretch = rng.uniform(0.85, 1.15)
@@ -150,25 +167,28 @@ def _clutter(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray) -> np.nda
     return distance <= rng.uniform(0.5, 1.5)
 
 
-def render(seed: int, split: str, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+def render(spec: DemoSpec, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
     """Image ``index`` of ``split``: (H x W x 3 uint8 image, H x W uint8 class mask)."""
     split_key = {"train": 0, "val": 1}[split]
-    rng = np.random.default_rng([GENERATOR_VERSION, seed, split_key, index])
+    rng = np.random.default_rng([GENERATOR_VERSION, spec.seed, split_key, index])
+    size = spec.size
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     image = _paint(rng, yy, xx, BACKGROUND_PATTERNS, contrast=1.0)
     mask = np.zeros((size, size), dtype=np.uint8)
-    for _ in range(rng.integers(0, 4)):
+    for _ in range(rng.integers(0, spec.max_clutter + 1)):
         image[_clutter(rng, yy, xx)] = rng.random(3)
-    objects = [(1 + int(c), FOREGROUND[c]) for c in rng.integers(0, len(FOREGROUND), rng.integers(1, 4))]
-    objects += [(0, DISTRACTORS[d]) for d in rng.integers(0, len(DISTRACTORS), rng.integers(0, 3))]
+    objects = [(1 + int(c), FOREGROUND[c])
+               for c in rng.integers(0, len(FOREGROUND), rng.integers(1, spec.max_objects + 1))]
+    objects += [(0, DISTRACTORS[d])
+                for d in rng.integers(0, len(DISTRACTORS), rng.integers(0, spec.max_distractors + 1))]
     for order in rng.permutation(len(objects)):
         label, shape = objects[order]
-        covered = _place(rng, yy, xx, shape)
-        image[covered] = _paint(rng, yy, xx, OBJECT_PATTERNS, contrast=0.3)[covered]
+        covered = _place(rng, yy, xx, shape, spec)
+        image[covered] = _paint(rng, yy, xx, OBJECT_PATTERNS, contrast=spec.object_contrast)[covered]
         mask[covered] = label
-    image = image + rng.normal(0, rng.uniform(0.01, 0.06), image.shape)
+    image = image + rng.normal(0, rng.uniform(0.01, spec.max_noise), image.shape)
     picture = Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8))
-    picture = picture.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.0, 1.0))))
+    picture = picture.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.0, spec.max_blur))))
     return np.asarray(picture), mask
 
 
@@ -197,7 +217,7 @@ def generate(root: Path, spec: DemoSpec) -> None:
         (tmp / "images" / split).mkdir(parents=True)
         (tmp / "masks" / split).mkdir(parents=True)
         for index in range(count):
-            image, mask = render(spec.seed, split, index, spec.size)
+            image, mask = render(spec, split, index)
             Image.fromarray(image).save(tmp / image_path(split, index))
             Image.fromarray(mask).save(tmp / mask_path(split, index))
     manifest = {"generator_version": GENERATOR_VERSION, **asdict(spec), "classes": CLASS_NAMES}
@@ -210,6 +230,22 @@ def generate(root: Path, spec: DemoSpec) -> None:
             raise
 
 
+def spec_with(changes: list[str]) -> DemoSpec:
+    """The default DemoSpec with ``key=value`` changes (values of the field's type); a bad key or value is
+    the user's mistake and names the fields."""
+    kinds = {f.name: f.type for f in fields(DemoSpec)}
+    values = {}
+    for change in changes:
+        key, sep, text = change.partition("=")
+        if not sep or key not in kinds:
+            raise UserError(f"{change!r} is not KEY=VALUE with KEY one of {', '.join(kinds)}")
+        try:
+            values[key] = int(text) if kinds[key] == "int" else float(text)
+        except ValueError:
+            raise UserError(f"{key}={text}: not a number of type {kinds[key]}") from None
+    return replace(DemoSpec(), **values)
+
+
 def read_manifest(root: Path) -> dict | None:
     """The manifest of a generated demo root, or None when the folder holds no complete data set."""
     try:
@@ -218,14 +254,21 @@ def read_manifest(root: Path) -> dict | None:
         return None
 
 
-def ensure(root: Path, spec: DemoSpec = DemoSpec()) -> Path:
-    """Generate the demo data set at ``root`` (per ``spec``) unless a complete one is there already."""
+def ensure(root: Path, spec: DemoSpec | None = None) -> Path:
+    """Generate demo data at ``root`` unless a complete data set is there already: per ``spec``, or the
+    defaults when it is None. With a spec, data already there must have been generated with it."""
     root = Path(root)
     manifest = read_manifest(root)
     if manifest is not None:
         if manifest.get("generator_version") != GENERATOR_VERSION:
             raise UserError(f"{root} holds demo data of generator version {manifest.get('generator_version')}, "
                             f"this code makes version {GENERATOR_VERSION}; delete the folder to regenerate it")
+        made = {**asdict(DemoSpec()), **manifest}  # manifests older than a field hold its default
+        differ = [f"{key}={made[key]} (not {value})" for key, value in asdict(spec).items()
+                  if made[key] != value] if spec else []
+        if differ:
+            raise UserError(f"{root} holds demo data generated with other options ({', '.join(differ)}); "
+                            "choose another folder")
         return root
     if root.exists() and any(root.iterdir()):
         raise UserError(f"{root} is not empty and holds no demo data set ({MANIFEST} missing); "
@@ -233,5 +276,5 @@ def ensure(root: Path, spec: DemoSpec = DemoSpec()) -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     if root.exists():
         root.rmdir()
-    generate(root, spec)
+    generate(root, spec or DemoSpec())
     return root
