@@ -171,6 +171,10 @@ def test_demo_variants_change_only_what_they_name_and_a_folder_keeps_its_options
         demo.spec_with(["distractors=0"])
     with pytest.raises(UserError, match="max_objects=two: not a number of type int"):
         demo.spec_with(["max_objects=two"])
+    with pytest.raises(UserError, match="max_objects=0: must be at least 1"):
+        demo.spec_with(["max_objects=0"])
+    with pytest.raises(UserError, match="radius_min=0.5 is above radius_max=0.32"):
+        demo.spec_with(["radius_min=0.5"])
     plain = demo.DemoSpec(train=4, val=2, size=48, max_clutter=0, max_distractors=0, max_noise=0.01, max_blur=0)
     image, mask = demo.render(plain, "train", 0)
     assert len(np.unique(mask)) > 1 and mask.shape == (48, 48)

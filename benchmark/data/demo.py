@@ -243,7 +243,13 @@ def spec_with(changes: list[str]) -> DemoSpec:
             values[key] = int(text) if kinds[key] == "int" else float(text)
         except ValueError:
             raise UserError(f"{key}={text}: not a number of type {kinds[key]}") from None
-    return replace(DemoSpec(), **values)
+        least = {"size": 16, "train": 1, "val": 1, "max_objects": 1, "max_noise": 0.01}.get(key, 0)
+        if values[key] < least:
+            raise UserError(f"{key}={text}: must be at least {least}")
+    spec = replace(DemoSpec(), **values)
+    if spec.radius_min > spec.radius_max:
+        raise UserError(f"radius_min={spec.radius_min} is above radius_max={spec.radius_max}")
+    return spec
 
 
 def read_manifest(root: Path) -> dict | None:
