@@ -35,13 +35,13 @@ def protocol_checks(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, list
         lines = []
         few = [r for r in block.itertuples() if r.seeds < MIN_SEEDS]
         few_main = [f"{_cell(r)} (n={r.seeds})" for r in few if is_main(r.method)]
-        few_variants = len({_cell(r) for r in few if not is_main(r.method)})
+        few_variants = {_cell(r) for r in few if not is_main(r.method)}
         if few_main or few_variants:
-            variants = sum(1 for r in block.itertuples() if not is_main(r.method))
+            variants = {_cell(r) for r in block.itertuples() if not is_main(r.method)}
             lines.append(f"fewer than {MIN_SEEDS} seeds, no spread to trust: "
                          + "; ".join(([_listing(few_main)] if few_main else [])
-                                     + ([f"{few_variants} of the {variants} tagged-variant cells"] if few_variants
-                                        else [])))
+                                     + ([f"{len(few_variants)} of the {len(variants)} tagged-variant cells"]
+                                        if few_variants else [])))
         mixed = [_cell(r) for r in block.itertuples() if r.protocols > 1]
         if mixed:
             lines.append(f"runs of one cell differ in protocol (crop, schedule, evaluation, backbone, weights or "

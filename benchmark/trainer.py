@@ -105,6 +105,7 @@ class Trainer:
         self.device = pick_device(self.cfg.trainer.device, self.dist.local_rank)
         self.numerics = Numerics.resolve(self.cfg.trainer, self.device)
         self.protocol = Protocol.from_config(self.cfg.eval, crop_hw(self.cfg.data))
+        self.generated_data = demo.read_manifest(data_root) if split.dataset == "demo" else None
         self.identity = checkpoint.Identity(method_cls.name, f"{method_cls.__module__}:{method_cls.__qualname__}",
                                             resolved.digest(), split.sha256())
         self.show_progress = show_progress
@@ -260,7 +261,7 @@ class Trainer:
             "labeled_fraction": split.fraction, "split_sha256": self.identity.split_sha256,
             "split_files": split.checksums(), "split_provenance": split.provenance,
             "data_root": str(self.root),
-            "generated_data": demo.read_manifest(self.root) if split.dataset == "demo" else None,
+            "generated_data": self.generated_data,
             "seed": cfg.seed,
             "iterations": cfg.schedule.iters, "completed_iterations": steps,
             "last_miou": last["miou"] if last else None, "last_iou": last["iou"] if last else None,
