@@ -2,10 +2,10 @@
 
 Checks (per data set, on the runs ``report`` loaded): cells with fewer than three seeds (named for the
 main methods, counted for tagged variants, which are mostly one-seed probes); cells whose runs differ in
-protocol (crop, schedule, evaluation, backbone, weights, split files), which are reported as separate rows
-and never averaged; a supervised row, main or tagged, whose mean does not rise with the labeled count; runs
-whose best evaluation beats their last by more than 1 mIoU (they peaked early); runs whose last evaluation
-is not at their final step.
+protocol (crop, schedule, evaluation, backbone, weights, split files, generated data), which are reported
+as separate rows and never averaged; a supervised row, main or tagged, whose mean does not rise with the
+labeled count; runs whose best evaluation beats their last by more than 1 mIoU (they peaked early); runs
+whose last evaluation is not at their final step.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def protocol_checks(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, list
                                         if few_variants else [])))
         mixed = [_cell(r) for r in block.itertuples() if r.protocols > 1]
         if mixed:
-            lines.append(f"runs of one cell differ in protocol (crop, schedule, evaluation, backbone, weights or "
-                         f"split files) and are shown as separate rows, never averaged: {_listing(mixed)}")
+            lines.append("runs of one cell differ in protocol (crop, schedule, evaluation, backbone, weights, split "
+                         f"files or generated data) and are shown as separate rows, never averaged: {_listing(mixed)}")
         labels = block["method"].str.partition(" [")[0]
         supervised = block[[label.partition("+")[0] == "supervised" for label in labels]]
         for (label, source), rows in supervised.groupby([labels[supervised.index], "source"], sort=False):

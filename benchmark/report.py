@@ -29,6 +29,7 @@ from rich.console import Console
 from benchmark import figures, stats, tables
 from benchmark.atomic import write_text
 from benchmark.checks import protocol_checks
+from benchmark.data import demo
 from benchmark.errors import UserError
 from benchmark.records import PUBLISHED, REFERENCE_ROOT, is_main, method_label, read_per_image, results_root
 
@@ -67,12 +68,17 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
 
 
 def protocol_of(record: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """What must be equal for two runs to be averaged: crop, schedule, evaluation, backbone, weights and
-    split files (the method and its parameters are the cell's own)."""
+    """What must be equal for two runs to be averaged: crop, schedule, evaluation, backbone, weights,
+    split files and, for demo data generated with other options, those options (the method and its
+    parameters are the cell's own)."""
     data, model = config.get("data") or {}, config.get("model") or {}
-    return {"crop": data.get("crop_size"), "iterations": record.get("iterations"), "eval": record.get("eval"),
-            "backbone": model.get("backbone"), "weights": (record.get("weights") or {}).get("sha256"),
-            "split_sha256": record.get("split_sha256")}
+    protocol = {"crop": data.get("crop_size"), "iterations": record.get("iterations"), "eval": record.get("eval"),
+                "backbone": model.get("backbone"), "weights": (record.get("weights") or {}).get("sha256"),
+                "split_sha256": record.get("split_sha256")}
+    variant = demo.variant(record.get("generated_data"))
+    if variant:
+        protocol["data"] = variant
+    return protocol
 
 
 def setup_of(record: dict[str, Any], config: dict[str, Any]) -> str:
@@ -81,10 +87,12 @@ def setup_of(record: dict[str, Any], config: dict[str, Any]) -> str:
     crop = data.get("crop_size")
     crop = "x".join(map(str, crop)) if isinstance(crop, list) else crop
     weights = (record.get("weights") or {}).get("source", "?")
+    variant = demo.variant(record.get("generated_data"))
     return (f"preset {record.get('preset')}: {model.get('backbone')} DeepLabV3+ ({'ImageNet weights' if weights == 'file' else weights}), "
             f"crop {crop}, batch {data.get('batch_size')} labeled + {data.get('unlabeled_batch_size')} unlabeled, "
             f"{record.get('iterations')} steps, evaluation {(record.get('eval') or {}).get('mode')} on "
-            f"{record.get('val')} val images, {record.get('device', '?')} x {record.get('cpu_threads', '?')} threads")
+            f"{record.get('val')} val images, {record.get('device', '?')} x {record.get('cpu_threads', '?')} threads"
+            + (f", demo data made with {variant}" if variant else ""))
 
 
 def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str]]:

@@ -64,7 +64,8 @@ def test_published_numbers_and_unavailable_cells(tmp_path: Path, monkeypatch) ->
 
 
 def full_record(root: Path, split: str, method: str, seed: int, intersection, union, crop: int = 96,
-                best_gap: float = 0.0, last_step: int = 100, labeled: int = 128, fraction: float = 0.0625) -> None:
+                best_gap: float = 0.0, last_step: int = 100, labeled: int = 128, fraction: float = 0.0625,
+                generated: dict | None = None) -> None:
     """A finished demo record with config.yaml, metrics.jsonl and per_image.npz (its mIoU from the counts)."""
     import numpy as np
 
@@ -78,7 +79,7 @@ def full_record(root: Path, split: str, method: str, seed: int, intersection, un
                 tag=tag, root=root)
     record = json.loads(paths.record.read_text())
     record.update({"iterations": 100, "class_names": ["a", "b", "c"], "last_iou": [0.5, 0.5, 0.5],
-                   "eval": {"mode": "original"}, "split_sha256": "s"})
+                   "eval": {"mode": "original"}, "split_sha256": "s", "generated_data": generated})
     paths.record.write_text(json.dumps(record))
     paths.config.write_text(f"data:\n  crop_size: {crop}\nmodel:\n  backbone: efficientnet_lite0\n")
     lines = [{"iteration": step, "miou": last * step / last_step, "losses": {"loss": 1 / step}}
@@ -144,6 +145,24 @@ def test_protocol_checks_name_the_cells_and_mixed_protocols_are_never_averaged(t
     assert lines[3].startswith("supervised+short (local) is not ordered by labeled count: demo_1_16 ")
     assert "peaked early" in lines[4] and "fixmatch on demo_1_8 (local) seed 0 (2.5)" in lines[4]
     assert "not at the final step" in lines[5] and "unimatch on demo_1_8 (local) seed 0 (last at 80 of 100)" in lines[5]
+
+
+def test_runs_on_demo_data_made_with_other_options_are_never_averaged_with_the_default_data(tmp_path: Path) -> None:
+    from benchmark.data import demo
+
+    default = demo.manifest_of(demo.DemoSpec())
+    easier = demo.manifest_of(demo.DemoSpec(max_distractors=0, max_noise=0.02))
+    full_record(tmp_path, "demo_1_16", "supervised", 0, *made_up(0, 0.5))  # a record older than generated_data
+    full_record(tmp_path, "demo_1_16", "supervised", 1, *made_up(1, 0.5), generated=default)
+    full_record(tmp_path, "demo_1_16", "supervised", 2, *made_up(2, 0.7), generated=easier)
+    runs, _ = report.load_runs(tmp_path)
+    seeds = {protocol: sorted(group["seed"]) for protocol, group in runs.groupby("protocol")}
+    assert sorted(seeds.values()) == [[0, 1], [2]]
+    assert (runs["protocols"] == 2).all() and runs["method"].str.startswith("supervised [").all()
+    made_with = runs[runs["seed"] == 2]["setup"].item()
+    assert made_with.endswith(", demo data made with max_distractors=0, max_noise=0.02")
+    assert "demo data" not in runs[runs["seed"] == 1]["setup"].item()
+    assert demo.variant({**default, "generator_version": 1}) == "generator_version=1"
 
 
 def test_latex_curves_per_class_and_variant_figures_are_written(tmp_path: Path, monkeypatch) -> None:

@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -220,7 +221,7 @@ def generate(root: Path, spec: DemoSpec) -> None:
             image, mask = render(spec, split, index)
             Image.fromarray(image).save(tmp / image_path(split, index))
             Image.fromarray(mask).save(tmp / mask_path(split, index))
-    manifest = {"generator_version": GENERATOR_VERSION, **asdict(spec), "classes": CLASS_NAMES}
+    manifest = manifest_of(spec)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     try:
         os.replace(tmp, root)
@@ -252,6 +253,29 @@ def spec_with(changes: list[str]) -> DemoSpec:
     return spec
 
 
+def manifest_of(spec: DemoSpec) -> dict:
+    """What a data set generated per ``spec`` says of itself (its ``demo.json``, and a run record's
+    ``generated_data``)."""
+    return {"generator_version": GENERATOR_VERSION, **asdict(spec), "classes": CLASS_NAMES}
+
+
+def differences(manifest: dict | None, spec: DemoSpec = DemoSpec()) -> list[tuple[str, Any, Any]]:
+    """(option, value in ``manifest``, value in ``spec``) for each option, the generator version included,
+    in which generated data differs from ``spec``; none when there is no manifest (records made before
+    records named their data were made on the default data)."""
+    if not manifest:
+        return []
+    made = {**asdict(DemoSpec()), **manifest}  # manifests older than a field hold its default
+    return [(key, made.get(key), value) for key, value in manifest_of(spec).items()
+            if key != "classes" and made.get(key) != value]
+
+
+def variant(manifest: dict | None) -> str | None:
+    """The options in which generated data differs from the demo's defaults ("max_distractors=0, ..."),
+    or None for the default data set: what keeps runs on other data from being averaged with the rest."""
+    return ", ".join(f"{key}={value}" for key, value, _ in differences(manifest)) or None
+
+
 def read_manifest(root: Path) -> dict | None:
     """The manifest of a generated demo root, or None when the folder holds no complete data set."""
     try:
@@ -269,9 +293,7 @@ def ensure(root: Path, spec: DemoSpec | None = None) -> Path:
         if manifest.get("generator_version") != GENERATOR_VERSION:
             raise UserError(f"{root} holds demo data of generator version {manifest.get('generator_version')}, "
                             f"this code makes version {GENERATOR_VERSION}; delete the folder to regenerate it")
-        made = {**asdict(DemoSpec()), **manifest}  # manifests older than a field hold its default
-        differ = [f"{key}={made[key]} (not {value})" for key, value in asdict(spec).items()
-                  if made[key] != value] if spec else []
+        differ = [f"{key}={made} (not {value})" for key, made, value in differences(manifest, spec)] if spec else []
         if differ:
             raise UserError(f"{root} holds demo data generated with other options ({', '.join(differ)}); "
                             "choose another folder")
