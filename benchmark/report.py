@@ -81,18 +81,18 @@ def protocol_of(record: dict[str, Any], config: dict[str, Any]) -> dict[str, Any
     return protocol
 
 
-def setup_of(record: dict[str, Any], config: dict[str, Any]) -> str:
-    """The run's protocol in words, for the statement beside a table."""
-    data, model = config.get("data") or {}, config.get("model") or {}
-    crop = data.get("crop_size")
+def setup_of(record: dict[str, Any], config: dict[str, Any], protocol: dict[str, Any]) -> str:
+    """The run's protocol in words, for the statement beside a table: ``protocol`` (protocol_of's, read
+    once) and what else a reader needs (preset, weights' source, batch, val images, device)."""
+    data = config.get("data") or {}
+    crop = protocol["crop"]
     crop = "x".join(map(str, crop)) if isinstance(crop, list) else crop
     weights = (record.get("weights") or {}).get("source", "?")
-    variant = demo.variant(record.get("generated_data"))
-    return (f"preset {record.get('preset')}: {model.get('backbone')} DeepLabV3+ ({'ImageNet weights' if weights == 'file' else weights}), "
+    return (f"preset {record.get('preset')}: {protocol['backbone']} DeepLabV3+ ({'ImageNet weights' if weights == 'file' else weights}), "
             f"crop {crop}, batch {data.get('batch_size')} labeled + {data.get('unlabeled_batch_size')} unlabeled, "
-            f"{record.get('iterations')} steps, evaluation {(record.get('eval') or {}).get('mode')} on "
+            f"{protocol['iterations']} steps, evaluation {(protocol['eval'] or {}).get('mode')} on "
             f"{record.get('val')} val images, {record.get('device', '?')} x {record.get('cpu_threads', '?')} threads"
-            + (f", demo data made with {variant}" if variant else ""))
+            + (f", demo data made with {protocol['data']}" if "data" in protocol else ""))
 
 
 def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str]]:
@@ -121,15 +121,16 @@ def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str
             continue
         history = _read_history(path.parent / "metrics.jsonl")
         config = _read_config(path.parent / "config.yaml")
-        protocol = json.dumps(protocol_of(record, config), sort_keys=True)
+        protocol = protocol_of(record, config)
+        protocol_id = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:6]
         rows.append({"source": source, "dataset": record["dataset"], "split": record["split"],
                      "method": method_label(record["method"], record.get("tag")), "seed": record["seed"],
                      "labeled": record["labeled"], "fraction": record["labeled_fraction"],
                      "last": scores[0], "best": scores[1], "seconds": record.get("train_seconds"),
                      "memory_mb": record.get("peak_memory_mb"),
                      "backbone": (record.get("weights") or {}).get("source", ""), "preset": record.get("preset"),
-                     "folder": str(path.parent), "protocol": hashlib.sha256(protocol.encode()).hexdigest()[:6],
-                     "iterations": record.get("iterations"), "setup": setup_of(record, config),
+                     "folder": str(path.parent), "protocol": protocol_id,
+                     "iterations": record.get("iterations"), "setup": setup_of(record, config, protocol),
                      "last_iteration": history[-1]["iteration"] if history else None,
                      "last_iou": record.get("last_iou"), "class_names": record.get("class_names"),
                      "history": history})
