@@ -545,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_data.add_argument("folder")
     demo_data.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                            help="a generator option other than its default (benchmark/data/demo.py DemoSpec), "
-                                "e.g. max_distractors=0 or size=128")
+                                "e.g. max_distractors=2 or size=128")
     demo_data.set_defaults(func=cmd_datasets_demo)
 
     split_cmd = commands.add_parser("splits", help="list, make, import or check splits")

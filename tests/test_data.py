@@ -180,9 +180,11 @@ def test_demo_variants_change_only_what_they_name_and_a_folder_keeps_its_options
     assert len(np.unique(mask)) > 1 and mask.shape == (48, 48)
     root = tmp_path / "variant"
     assert cli.main(["datasets", "demo", str(root), "--set", "train=4", "--set", "val=2", "--set", "size=48",
-                     "--set", "max_distractors=0"]) == 0
+                     "--set", "max_distractors=2"]) == 0
     assert "--data-root" in capsys.readouterr().out
-    assert demo.read_manifest(root)["max_distractors"] == 0 and demo.read_manifest(root)["max_objects"] == 3
+    assert demo.read_manifest(root)["max_distractors"] == 2 and demo.read_manifest(root)["max_objects"] == 3
     assert demo.ensure(root) == root  # any demo data is accepted where no options are named
     assert cli.main(["datasets", "demo", str(root), "--set", "train=4", "--set", "val=2", "--set", "size=48"]) == 2
-    assert "other options (max_distractors=0 (not 2))" in capsys.readouterr().err
+    assert "other options (max_distractors=2 (not 0))" in capsys.readouterr().err
+    default, former = demo.default_root(), demo.default_root(demo.FORMER_DEFAULTS)
+    assert default.name.startswith("demo-v2-seed0-") and default != former  # a change of defaults is a new folder

@@ -151,18 +151,22 @@ def test_runs_on_demo_data_made_with_other_options_are_never_averaged_with_the_d
     from benchmark.data import demo
 
     default = demo.manifest_of(demo.DemoSpec())
-    easier = demo.manifest_of(demo.DemoSpec(max_distractors=0, max_noise=0.02))
+    former = demo.manifest_of(demo.FORMER_DEFAULTS)
+    harder = demo.manifest_of(demo.DemoSpec(max_distractors=2, max_noise=0.06))
     full_record(tmp_path, "demo_1_16", "supervised", 0, *made_up(0, 0.5))  # a record older than generated_data
-    full_record(tmp_path, "demo_1_16", "supervised", 1, *made_up(1, 0.5), generated=default)
-    full_record(tmp_path, "demo_1_16", "supervised", 2, *made_up(2, 0.7), generated=easier)
+    full_record(tmp_path, "demo_1_16", "supervised", 1, *made_up(1, 0.5), generated=former)
+    full_record(tmp_path, "demo_1_16", "supervised", 2, *made_up(2, 0.7), generated=default)
+    full_record(tmp_path, "demo_1_16", "supervised", 3, *made_up(3, 0.6), generated=harder)
     runs, _ = report.load_runs(tmp_path)
     seeds = {protocol: sorted(group["seed"]) for protocol, group in runs.groupby("protocol")}
-    assert sorted(seeds.values()) == [[0, 1], [2]]
-    assert (runs["protocols"] == 2).all() and runs["method"].str.startswith("supervised [").all()
-    made_with = runs[runs["seed"] == 2]["setup"].item()
-    assert made_with.endswith(", demo data made with max_distractors=0, max_noise=0.02")
-    assert "demo data" not in runs[runs["seed"] == 1]["setup"].item()
+    assert sorted(seeds.values()) == [[0, 1], [2], [3]]
+    assert (runs["protocols"] == 3).all() and runs["method"].str.startswith("supervised [").all()
+    assert runs[runs["seed"] == 0]["setup"].item().endswith(
+        ", demo data made with max_distractors=2, max_clutter=3, max_noise=0.06, max_blur=1.0")
+    assert runs[runs["seed"] == 3]["setup"].item().endswith(", demo data made with max_distractors=2, max_noise=0.06")
+    assert "demo data" not in runs[runs["seed"] == 2]["setup"].item()
     assert demo.variant({**default, "generator_version": 1}) == "generator_version=1"
+    assert demo.variant({key: value for key, value in default.items() if key != "max_blur"}) == "max_blur=1.0"
 
 
 def test_latex_curves_per_class_and_variant_figures_are_written(tmp_path: Path, monkeypatch) -> None:

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from benchmark import cli, report
 from benchmark import reference as reference_module
+from benchmark.data import demo
 from benchmark.records import PUBLISHED, REFERENCE_ROOT, RunPaths, results_root
 from test_report import fake_record
 
@@ -130,7 +131,7 @@ def test_the_readme_demo_command_trains_and_writes_a_new_record_on_a_fresh_clone
     if shutil.which("git") is None or not (CHECKOUT / ".git").exists():
         pytest.skip("not a git checkout")
     readme = (CHECKOUT / "README.md").read_text()
-    command = "python -m benchmark run --method fixmatch --split demo_1_8"
+    command = "python -m benchmark run --method unimatch --split demo_1_16 --set schedule.iters=600 --tag it600"
     assert command in readme
     clone = _fresh_checkout(tmp_path / "clone")
     few_steps = ["--set", "schedule.iters=2", "--set", "schedule.eval_every=2", "--set", "data.crop_size=48",
@@ -141,6 +142,7 @@ def test_the_readme_demo_command_trains_and_writes_a_new_record_on_a_fresh_clone
                           env=environment, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "already finished" not in done.stdout
-    record_path = clone / "results" / "local" / "runs" / "demo" / "demo_1_8" / "fixmatch" / "seed0" / "record.json"
+    record_path = clone / "results" / "local" / "runs" / "demo" / "demo_1_16" / "unimatch+it600" / "seed0" / "record.json"
     record = json.loads(record_path.read_text())
-    assert record["status"] == "finished" and record["completed_iterations"] == 2 and record["method"] == "fixmatch"
+    assert record["status"] == "finished" and record["completed_iterations"] == 2 and record["method"] == "unimatch"
+    assert demo.variant(record["generated_data"]) is None  # the demo's present defaults, in the user's cache
