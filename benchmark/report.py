@@ -91,8 +91,18 @@ def setup_of(record: dict[str, Any], config: dict[str, Any], protocol: dict[str,
     return (f"preset {record.get('preset')}: {protocol['backbone']} DeepLabV3+ ({'ImageNet weights' if weights == 'file' else weights}), "
             f"crop {crop}, batch {data.get('batch_size')} labeled + {data.get('unlabeled_batch_size')} unlabeled, "
             f"{protocol['iterations']} steps, evaluation {(protocol['eval'] or {}).get('mode')} on "
-            f"{record.get('val')} val images, {record.get('device', '?')} x {record.get('cpu_threads', '?')} threads"
+            f"{record.get('val')} val images{_resolution(record.get('val_sizes'))}, "
+            f"{record.get('device', '?')} x {record.get('cpu_threads', '?')} threads"
             + (f", demo data made with {protocol['data']}" if "data" in protocol else ""))
+
+
+def _resolution(sizes: dict[str, int] | None) -> str:
+    """" of 480x360" when every val image has one size, " of mixed sizes (most 500x375)" otherwise; nothing
+    for records made before records held the sizes."""
+    if not sizes:
+        return ""
+    common = next(iter(sizes))
+    return f" of {common}" if len(sizes) == 1 else f" of mixed sizes (most {common})"
 
 
 def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str]]:

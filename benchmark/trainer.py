@@ -106,6 +106,7 @@ class Trainer:
         self.numerics = Numerics.resolve(self.cfg.trainer, self.device)
         self.protocol = Protocol.from_config(self.cfg.eval, crop_hw(self.cfg.data))
         self.generated_data = demo.read_manifest(data_root) if split.dataset == "demo" else None
+        self.val_sizes: dict[str, int] | None = None
         self.identity = checkpoint.Identity(method_cls.name, f"{method_cls.__module__}:{method_cls.__qualname__}",
                                             resolved.digest(), split.sha256())
         self.show_progress = show_progress
@@ -147,7 +148,9 @@ class Trainer:
         accumulate = cfg.schedule.accumulate
         streams = train_streams(self.split, self.root, cfg.data, cfg.seed, self.dist, state.iteration * accumulate,
                                 self.device, method.uses_unlabeled, method.uses_mix)
-        evaluator = Evaluator(val_dataset(self.split, self.root, cfg.data), self.protocol, cfg.data.num_classes,
+        val = val_dataset(self.split, self.root, cfg.data)
+        self.val_sizes = val.reader.sizes()
+        evaluator = Evaluator(val, self.protocol, cfg.data.num_classes,
                               cfg.data.ignore_index, self.device, cfg.eval.batch_size, min(cfg.data.workers, 2),
                               self.numerics.autocast(self.device, "eval"), self.numerics.channels_last)
         stepper = Stepper(method, optimizers, wrapped, self.numerics, self.device, cfg.seed, cfg.schedule.iters,
@@ -258,6 +261,7 @@ class Trainer:
             "method_params": self.resolved.as_dict()["method"], "fidelity": self.method_cls.fidelity,
             "dataset": split.dataset, "split": split.name, "preset": self.resolved.preset,
             "labeled": len(split.labeled), "unlabeled": len(split.unlabeled), "val": len(split.val),
+            "val_sizes": self.val_sizes,
             "labeled_fraction": split.fraction, "split_sha256": self.identity.split_sha256,
             "split_files": split.checksums(), "split_provenance": split.provenance,
             "data_root": str(self.root),

@@ -161,3 +161,13 @@ def test_missing_files_accept_standard_variants(tmp_path: Path) -> None:
                          [("JPEGImages/y.jpg", "SegmentationClass/y.png")])
     assert check.missing_files(split, tmp_path) == [
         f"val: 2 files missing under {tmp_path}, e.g. JPEGImages/y.jpg, SegmentationClass/y.png"]
+
+
+def test_the_reader_counts_image_sizes_most_common_first(tmp_path: Path) -> None:
+    sizes = [(8, 10)] * 3 + [(4, 6)] * 2 + [(5, 5), (7, 7)]  # (height, width)
+    samples = []
+    for k, (height, width) in enumerate(sizes):
+        Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(tmp_path / f"{k}.png")
+        samples.append((f"{k}.png", None))
+    assert PairReader(tmp_path, samples, preset_data("voc")).sizes(most=2) == {"10x8": 3, "6x4": 2, "other": 2}
+    assert PairReader(tmp_path, samples[:3], preset_data("voc")).sizes() == {"10x8": 3}

@@ -169,6 +169,16 @@ def test_runs_on_demo_data_made_with_other_options_are_never_averaged_with_the_d
     assert demo.variant({key: value for key, value in default.items() if key != "max_blur"}) == "max_blur=1.0"
 
 
+def test_the_setup_states_the_resolution_of_the_val_images() -> None:
+    protocol = {"crop": 96, "iterations": 100, "eval": {"mode": "original"}, "backbone": "efficientnet_lite0"}
+    base = {"preset": "demo", "val": 320, "device": "cpu", "cpu_threads": 2}
+    one = report.setup_of({**base, "val_sizes": {"112x112": 320}}, {}, protocol)
+    assert "evaluation original on 320 val images of 112x112, cpu x 2 threads" in one
+    mixed = {"500x375": 900, "375x500": 300, "other": 249}
+    assert "val images of mixed sizes (most 500x375), cpu" in report.setup_of({**base, "val_sizes": mixed}, {}, protocol)
+    assert "on 320 val images, cpu" in report.setup_of(base, {}, protocol)  # records older than val_sizes
+
+
 def test_latex_curves_per_class_and_variant_figures_are_written(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("BENCHMARK_RESULTS", str(tmp_path))
     for seed in range(3):

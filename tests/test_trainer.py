@@ -36,6 +36,7 @@ def test_a_run_writes_config_metrics_record_and_checkpoint(env, tiny_config) -> 
     assert 0 < rec["data_wait_share"] < 1  # workers=0: the loading happens in the wait
     generated = json.loads((Path(rec["data_root"]) / "demo.json").read_text())
     assert rec["generated_data"] == generated and generated["size"] == 64  # which demo data: its manifest
+    assert rec["val_sizes"] == {"64x64": 8}  # the resolution the report states
     lines = [json.loads(line) for line in paths.metrics.read_text().splitlines()]
     assert [line["iteration"] for line in lines] == [2, 4]
     assert set(lines[0]["losses"]) == {"loss", "loss_x", "loss_u", "mask_ratio"}

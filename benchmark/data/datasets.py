@@ -7,6 +7,7 @@ workers and after a resume.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +64,11 @@ class PairReader:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _open(self, path: Path) -> Image.Image:
+    def _open(self, path: Path, decode: bool = True) -> Image.Image:
         try:
             picture = Image.open(path)
-            picture.load()
+            if decode:
+                picture.load()
             return picture
         except FileNotFoundError:
             raise DataError(f"{path} does not exist (listed in the split); check --data-root or run "
@@ -74,6 +76,17 @@ class PairReader:
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
             raise DataError(f"{path} is not a readable image ({error}); replace the file or remove its line "
                             "from the split", "unreadable image", path) from None
+
+    def sizes(self, most: int = 3) -> dict[str, int]:
+        """How many images have each size ("WxH"), the ``most`` common sizes first and the rest counted as
+        "other": the resolution a run record states. Reads the files' headers only."""
+        counts = Counter()
+        for image, _ in self.samples:
+            with self._open(self.root / image, decode=False) as picture:
+                counts[f"{picture.width}x{picture.height}"] += 1
+        common = dict(counts.most_common(most))
+        rest = sum(counts.values()) - sum(common.values())
+        return {**common, "other": rest} if rest else common
 
     def image(self, index: int) -> np.ndarray:
         """H x W x 3 uint8 RGB image of sample ``index``."""
