@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
@@ -30,13 +31,20 @@ def style(label: str, index: int, fixed: bool = True) -> tuple[str, str]:
     return _COLOURS[index % len(_COLOURS)], _MARKERS[(index // len(_COLOURS)) % len(_MARKERS)]
 
 
+_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+"""Metadata left out of the files so that the same records give the same bytes (no date, no version)."""
+
+
 def save(fig: Figure, out: Path, name: str) -> list[Path]:
-    """``name``.png and .svg under ``out``, written atomically."""
+    """``name``.png and .svg under ``out``, written atomically and reproducibly: same records, same bytes,
+    so a regenerated report's diff shows only figures whose data changed."""
     written = []
-    for suffix in ("png", "svg"):
-        path = out / f"{name}.{suffix}"
-        write_atomic(path, lambda handle, s=suffix: fig.savefig(handle, format=s, dpi=120))
-        written.append(path)
+    with rc_context({"svg.hashsalt": "semiseg-bench"}):
+        for suffix in ("png", "svg"):
+            path = out / f"{name}.{suffix}"
+            write_atomic(path, lambda handle, s=suffix: fig.savefig(handle, format=s, dpi=120,
+                                                                    metadata=_METADATA[s]))
+            written.append(path)
     return written
 
 

@@ -193,10 +193,13 @@ def test_latex_curves_per_class_and_variant_figures_are_written(tmp_path: Path, 
     assert "95% CI [" in markdown and "▲ top" in markdown and "fewer than 3 seeds" in markdown
     per_class = (tmp_path / "per_class.csv").read_text().splitlines()
     assert per_class[0] == "dataset,split,method,source,class,iou,vs_supervised" and len(per_class) == 1 + 3 * 3
-    for name in ("miou_vs_labels", "miou_vs_labels_variants", "curves_demo", "losses_demo"):
-        for suffix in ("png", "svg"):
-            assert (tmp_path / f"{name}.{suffix}").stat().st_size > 1000, name
+    figures = [tmp_path / f"{name}.{suffix}" for name in ("miou_vs_labels", "miou_vs_labels_variants",
+                                                          "curves_demo", "losses_demo") for suffix in ("png", "svg")]
+    first = {path: path.read_bytes() for path in figures}
+    assert all(len(data) > 1000 for data in first.values())
     assert "fixmatch - supervised = +" in console.export_text()
+    report.main(Console(file=io.StringIO()), which="local")
+    assert {path: path.read_bytes() for path in figures} == first, "the same records must give the same figure bytes"
 
 
 def test_a_damaged_per_image_file_costs_its_cell_the_interval_and_nothing_else(tmp_path: Path) -> None:
