@@ -75,7 +75,7 @@ def protocol_of(record: dict[str, Any], config: dict[str, Any]) -> dict[str, Any
     protocol = {"crop": data.get("crop_size"), "iterations": record.get("iterations"), "eval": record.get("eval"),
                 "backbone": model.get("backbone"), "weights": (record.get("weights") or {}).get("sha256"),
                 "split_sha256": record.get("split_sha256")}
-    variant = demo.variant(record.get("generated_data"))
+    variant = demo.variant(record.get("generated_data")) if record.get("dataset") == "demo" else None
     if variant:
         protocol["data"] = variant
     return protocol

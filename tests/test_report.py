@@ -166,6 +166,9 @@ def test_runs_on_demo_data_made_with_other_options_are_never_averaged_with_the_d
     assert runs[runs["seed"] == 3]["setup"].item().endswith(", demo data made with max_distractors=2, max_noise=0.06")
     assert "demo data" not in runs[runs["seed"] == 2]["setup"].item()
     assert demo.variant({**default, "generator_version": 1}) == "generator_version=1"
+    camvid = {"dataset": "camvid", "iterations": 100, "weights": {}, "split_sha256": "c"}  # no generated_data: not demo
+    assert "data" not in report.protocol_of(camvid, {}) and "demo" not in report.setup_of(
+        camvid, {}, report.protocol_of(camvid, {}))
     assert demo.variant({key: value for key, value in default.items() if key != "max_blur"}) == "max_blur=1.0"
 
 
