@@ -81,9 +81,11 @@ def protocol_of(record: dict[str, Any], config: dict[str, Any]) -> dict[str, Any
     return protocol
 
 
-def setup_of(record: dict[str, Any], config: dict[str, Any], protocol: dict[str, Any]) -> str:
+def setup_of(record: dict[str, Any], config: dict[str, Any], protocol: dict[str, Any],
+             val_sizes: dict[str, int] | None = None) -> str:
     """The run's protocol in words, for the statement beside a table: ``protocol`` (protocol_of's, read
-    once) and what else a reader needs (preset, weights' source, batch, val images, device)."""
+    once) and what else a reader needs (preset, weights' source, batch, val images and ``val_sizes``, their
+    sizes, device)."""
     data = config.get("data") or {}
     crop = protocol["crop"]
     crop = "x".join(map(str, crop)) if isinstance(crop, list) else crop
@@ -91,24 +93,31 @@ def setup_of(record: dict[str, Any], config: dict[str, Any], protocol: dict[str,
     return (f"preset {record.get('preset')}: {protocol['backbone']} DeepLabV3+ ({'ImageNet weights' if weights == 'file' else weights}), "
             f"crop {crop}, batch {data.get('batch_size')} labeled + {data.get('unlabeled_batch_size')} unlabeled, "
             f"{protocol['iterations']} steps, evaluation {(protocol['eval'] or {}).get('mode')} on "
-            f"{record.get('val')} val images{_resolution(record.get('val_sizes'))}, "
+            f"{record.get('val')} val images{_resolution(val_sizes)}, "
             f"{record.get('device', '?')} x {record.get('cpu_threads', '?')} threads"
             + (f", demo data made with {protocol['data']}" if "data" in protocol else ""))
 
 
 def _resolution(sizes: dict[str, int] | None) -> str:
     """" of 480x360" when every val image has one size, " of mixed sizes (most 500x375)" otherwise; nothing
-    for records made before records held the sizes."""
+    when no record of these val images holds their sizes."""
     if not sizes:
         return ""
     common = next(iter(sizes))
     return f" of {common}" if len(sizes) == 1 else f" of mixed sizes (most {common})"
 
 
+def _val_images(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What fixes the val images a run was evaluated on, hence their sizes: data set, data root, count."""
+    return record.get("dataset"), record.get("data_root"), record.get("val")
+
+
 def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str]]:
     """One row per finished run under ``root/runs``, marked with ``source``, and the record files that
-    were skipped as unreadable or incomplete (each with the reason). Unfinished runs are left out."""
-    rows, skipped = [], []
+    were skipped as unreadable or incomplete (each with the reason). Unfinished runs are left out. A run
+    recorded before records held the val images' sizes is stated with the sizes another record of the
+    same images holds, so that one protocol reads as one setup."""
+    rows, skipped, described = [], [], []
     for path in sorted((root / "runs").glob("**/record.json")):
         try:
             record = json.loads(path.read_text())
@@ -140,10 +149,14 @@ def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str
                      "memory_mb": record.get("peak_memory_mb"),
                      "backbone": (record.get("weights") or {}).get("source", ""), "preset": record.get("preset"),
                      "folder": str(path.parent), "protocol": protocol_id,
-                     "iterations": record.get("iterations"), "setup": setup_of(record, config, protocol),
+                     "iterations": record.get("iterations"),
                      "last_iteration": history[-1]["iteration"] if history else None,
                      "last_iou": record.get("last_iou"), "class_names": record.get("class_names"),
                      "history": history})
+        described.append((record, config, protocol))
+    sizes = {_val_images(record): record["val_sizes"] for record, _, _ in described if record.get("val_sizes")}
+    for row, (record, config, protocol) in zip(rows, described):
+        row["setup"] = setup_of(record, config, protocol, record.get("val_sizes") or sizes.get(_val_images(record)))
     return _separate_protocols(pd.DataFrame(rows)), skipped
 
 

@@ -175,11 +175,11 @@ def test_runs_on_demo_data_made_with_other_options_are_never_averaged_with_the_d
 def test_the_setup_states_the_resolution_of_the_val_images() -> None:
     protocol = {"crop": 96, "iterations": 100, "eval": {"mode": "original"}, "backbone": "efficientnet_lite0"}
     base = {"preset": "demo", "val": 320, "device": "cpu", "cpu_threads": 2}
-    one = report.setup_of({**base, "val_sizes": {"112x112": 320}}, {}, protocol)
+    one = report.setup_of(base, {}, protocol, {"112x112": 320})
     assert "evaluation original on 320 val images of 112x112, cpu x 2 threads" in one
     mixed = {"500x375": 900, "375x500": 300, "other": 249}
-    assert "val images of mixed sizes (most 500x375), cpu" in report.setup_of({**base, "val_sizes": mixed}, {}, protocol)
-    assert "on 320 val images, cpu" in report.setup_of(base, {}, protocol)  # records older than val_sizes
+    assert "val images of mixed sizes (most 500x375), cpu" in report.setup_of(base, {}, protocol, mixed)
+    assert "on 320 val images, cpu" in report.setup_of(base, {}, protocol)  # no record of these images holds sizes
 
 
 def test_latex_curves_per_class_and_variant_figures_are_written(tmp_path: Path, monkeypatch) -> None:
@@ -251,6 +251,9 @@ def test_readme_block_states_the_protocol_and_holds_the_headline_table(tmp_path:
     reference = tmp_path / "reference"
     for seed in range(3):
         full_record(reference, "demo_1_16", "supervised", seed, *made_up(seed, 0.5))
+        path = reference / "runs" / "demo" / "demo_1_16" / "supervised" / f"seed{seed}" / "record.json"
+        sizes = {"val_sizes": {"112x112": 20}} if seed else {}  # seed 0 was recorded before records held sizes
+        path.write_text(json.dumps({**json.loads(path.read_text()), "data_root": "/data/demo", **sizes}))
     fake_record("demo", "demo_1_16", "fixmatch", 0, 0.6, 0.6, 128, 0.0625, tag="tau0", root=reference)
     readme = tmp_path / "README.md"
     readme.write_text("# Suite\n\nintro\n<!-- report:begin -->\nold table\n<!-- report:end -->\n\nafter\n")
@@ -260,6 +263,7 @@ def test_readme_block_states_the_protocol_and_holds_the_headline_table(tmp_path:
     assert text.startswith("# Suite\n\nintro\n<!-- report:begin -->") and text.endswith("<!-- report:end -->\n\nafter\n")
     assert "old table" not in text and "| fixmatch+tau0" not in text
     assert "- 3 runs (seeds 0, 1, 2; " in text and "efficientnet_lite0 DeepLabV3+" in text and "crop 96" in text
+    assert "val images of 112x112, " in text  # one setup line, stated with the sizes two of its records hold
     assert "| supervised | " in text and "(n=3)" in text
     assert "![mIoU against labeled images, main methods](reference/miou_vs_labels.svg)" in text
     readme.write_text("no markers")
