@@ -251,7 +251,7 @@ def test_readme_block_states_the_protocol_and_holds_the_headline_table(tmp_path:
     reference = tmp_path / "reference"
     for seed in range(3):
         full_record(reference, "demo_1_16", "supervised", seed, *made_up(seed, 0.5))
-        path = reference / "runs" / "demo" / "demo_1_16" / "supervised" / f"seed{seed}" / "record.json"
+        path = RunPaths.of("demo", "demo_1_16", "supervised", seed, None, reference).record
         sizes = {"val_sizes": {"112x112": 20}} if seed else {}  # seed 0 was recorded before records held sizes
         path.write_text(json.dumps({**json.loads(path.read_text()), "data_root": "/data/demo", **sizes}))
     fake_record("demo", "demo_1_16", "fixmatch", 0, 0.6, 0.6, 128, 0.0625, tag="tau0", root=reference)
