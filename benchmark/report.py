@@ -67,25 +67,26 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
     return history
 
 
-def protocol_of(record: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+def protocol_of(record: dict[str, Any], config: dict[str, Any],
+                val_sizes: dict[str, int] | None = None) -> dict[str, Any]:
     """What must be equal for two runs to be averaged: crop, schedule, evaluation, backbone, weights,
-    split files and, for demo data generated with other options, those options (the method and its
+    split files, the val images' sizes (``val_sizes``: a data set and its half-size copy are two
+    protocols) and, for demo data generated with other options, those options (the method and its
     parameters are the cell's own)."""
     data, model = config.get("data") or {}, config.get("model") or {}
     protocol = {"crop": data.get("crop_size"), "iterations": record.get("iterations"), "eval": record.get("eval"),
                 "backbone": model.get("backbone"), "weights": (record.get("weights") or {}).get("sha256"),
-                "split_sha256": record.get("split_sha256")}
+                "split_sha256": record.get("split_sha256"), "val_sizes": val_sizes}
     variant = demo.variant(record.get("generated_data")) if record.get("dataset") == "demo" else None
     if variant:
         protocol["data"] = variant
     return protocol
 
 
-def setup_of(record: dict[str, Any], config: dict[str, Any], protocol: dict[str, Any],
-             val_sizes: dict[str, int] | None = None) -> str:
+def setup_of(record: dict[str, Any], config: dict[str, Any], protocol: dict[str, Any]) -> str:
     """The run's protocol in words, for the statement beside a table: ``protocol`` (protocol_of's, read
-    once) and what else a reader needs (preset, weights' source, batch, val images and ``val_sizes``, their
-    sizes, device)."""
+    once) and what else a reader needs (preset, weights' source, batch, val images and their sizes,
+    device)."""
     data = config.get("data") or {}
     crop = protocol["crop"]
     crop = "x".join(map(str, crop)) if isinstance(crop, list) else crop
@@ -93,7 +94,7 @@ def setup_of(record: dict[str, Any], config: dict[str, Any], protocol: dict[str,
     return (f"preset {record.get('preset')}: {protocol['backbone']} DeepLabV3+ ({'ImageNet weights' if weights == 'file' else weights}), "
             f"crop {crop}, batch {data.get('batch_size')} labeled + {data.get('unlabeled_batch_size')} unlabeled, "
             f"{protocol['iterations']} steps, evaluation {(protocol['eval'] or {}).get('mode')} on "
-            f"{record.get('val')} val images{_resolution(val_sizes)}, "
+            f"{record.get('val')} val images{_resolution(protocol.get('val_sizes'))}, "
             f"{record.get('device', '?')} x {record.get('cpu_threads', '?')} threads"
             + (f", demo data made with {protocol['data']}" if "data" in protocol else ""))
 
@@ -110,6 +111,25 @@ def _resolution(sizes: dict[str, int] | None) -> str:
 def _val_images(record: dict[str, Any]) -> tuple[Any, ...]:
     """What fixes the val images a run was evaluated on, hence their sizes: data set, data root, count."""
     return record.get("dataset"), record.get("data_root"), record.get("val")
+
+
+def _val_sizes(records: list[dict[str, Any]]) -> list[dict[str, int] | None]:
+    """Each record's val image sizes: its own, else those another record of the same images holds (a
+    record older than the data root's field: the one set of sizes known for its data set and count)."""
+    known = {_val_images(record): record["val_sizes"] for record in records if record.get("val_sizes")}
+    by_count: dict[tuple[Any, Any], set[str]] = {}
+    for (dataset, _, count), sizes in known.items():
+        by_count.setdefault((dataset, count), set()).add(json.dumps(sizes, sort_keys=True))
+
+    def resolve(record: dict[str, Any]) -> dict[str, int] | None:
+        if record.get("val_sizes"):
+            return record["val_sizes"]
+        if record.get("data_root") is not None:
+            return known.get(_val_images(record))
+        candidates = by_count.get((record.get("dataset"), record.get("val")), set())
+        return json.loads(next(iter(candidates))) if len(candidates) == 1 else None
+
+    return [resolve(record) for record in records]
 
 
 def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str]]:
@@ -140,23 +160,23 @@ def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str
             continue
         history = _read_history(path.parent / "metrics.jsonl")
         config = _read_config(path.parent / "config.yaml")
-        protocol = protocol_of(record, config)
-        protocol_id = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:6]
         rows.append({"source": source, "dataset": record["dataset"], "split": record["split"],
                      "method": method_label(record["method"], record.get("tag")), "seed": record["seed"],
                      "labeled": record["labeled"], "fraction": record["labeled_fraction"],
                      "last": scores[0], "best": scores[1], "seconds": record.get("train_seconds"),
                      "memory_mb": record.get("peak_memory_mb"),
                      "backbone": (record.get("weights") or {}).get("source", ""), "preset": record.get("preset"),
-                     "folder": str(path.parent), "protocol": protocol_id,
+                     "folder": str(path.parent),
                      "iterations": record.get("iterations"),
                      "last_iteration": history[-1]["iteration"] if history else None,
                      "last_iou": record.get("last_iou"), "class_names": record.get("class_names"),
                      "history": history})
-        described.append((record, config, protocol))
-    sizes = {_val_images(record): record["val_sizes"] for record, _, _ in described if record.get("val_sizes")}
-    for row, (record, config, protocol) in zip(rows, described):
-        row["setup"] = setup_of(record, config, protocol, record.get("val_sizes") or sizes.get(_val_images(record)))
+        described.append((record, config))
+    sizes = _val_sizes([record for record, _ in described])
+    for row, (record, config), val_sizes in zip(rows, described, sizes):
+        protocol = protocol_of(record, config, val_sizes)
+        row["protocol"] = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:6]
+        row["setup"] = setup_of(record, config, protocol)
     return _separate_protocols(pd.DataFrame(rows)), skipped
 
 

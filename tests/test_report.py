@@ -175,11 +175,30 @@ def test_runs_on_demo_data_made_with_other_options_are_never_averaged_with_the_d
 def test_the_setup_states_the_resolution_of_the_val_images() -> None:
     protocol = {"crop": 96, "iterations": 100, "eval": {"mode": "original"}, "backbone": "efficientnet_lite0"}
     base = {"preset": "demo", "val": 320, "device": "cpu", "cpu_threads": 2}
-    one = report.setup_of(base, {}, protocol, {"112x112": 320})
+    one = report.setup_of(base, {}, {**protocol, "val_sizes": {"112x112": 320}})
     assert "evaluation original on 320 val images of 112x112, cpu x 2 threads" in one
     mixed = {"500x375": 900, "375x500": 300, "other": 249}
-    assert "val images of mixed sizes (most 500x375), cpu" in report.setup_of(base, {}, protocol, mixed)
+    assert "val images of mixed sizes (most 500x375), cpu" in report.setup_of(base, {}, {**protocol, "val_sizes": mixed})
     assert "on 320 val images, cpu" in report.setup_of(base, {}, protocol)  # no record of these images holds sizes
+
+
+def test_runs_evaluated_at_two_resolutions_are_never_averaged(tmp_path: Path) -> None:
+    def seed_with(seed: int, **fields: object) -> None:
+        full_record(tmp_path, "demo_1_8", "supervised", seed, *made_up(seed, 0.5))
+        path = RunPaths.of("demo", "demo_1_8", "supervised", seed, None, tmp_path).record
+        path.write_text(json.dumps({**json.loads(path.read_text()), "val": 20, **fields}))
+
+    seed_with(0)  # recorded before records held the data root or the sizes: the one size known for its images
+    seed_with(1, data_root="/data/half", val_sizes={"480x360": 20})
+    seed_with(2, data_root="/data/half")  # no sizes of its own: those of another run on its data root
+    runs, _ = report.load_runs(tmp_path)
+    assert runs["protocol"].nunique() == 1 and runs["setup"].str.contains("val images of 480x360, ").all()
+    seed_with(3, data_root="/data/full", val_sizes={"960x720": 20})
+    runs, _ = report.load_runs(tmp_path)
+    seeds = sorted(sorted(group["seed"]) for _, group in runs.groupby("protocol"))
+    assert seeds == [[0], [1, 2], [3]]  # seed 0's images now have two known sizes: kept apart, not guessed
+    assert "val images of 960x720, " in runs[runs["seed"] == 3]["setup"].item()
+    assert "val images, " in runs[runs["seed"] == 0]["setup"].item()
 
 
 def test_latex_curves_per_class_and_variant_figures_are_written(tmp_path: Path, monkeypatch) -> None:
