@@ -343,7 +343,8 @@ def measure_steps(candidates: list[Candidate], steps: int) -> None:
 def main(methods: list[str], preset: str, steps: int, overrides: list[str], console: Console,
          vary: str | None = None, save: Path | None = None,
          data: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Measure every method (x each value of ``vary``, 'key=v1,v2'), print the tables, write the JSON to
+    """Measure every method (x each value of ``vary``, 'key=v1,v2', or 'key=v1;v2' for values with commas
+    such as crops of height and width: 'data.crop_size=[144,192];128'), print the tables, write the JSON to
     ``save`` (a folder) when given, and return what was written. ``data``, given the step summaries,
     measures the loader and the evaluation on a real data set (``DataBench``)."""
     variants = [[]]
@@ -351,7 +352,7 @@ def main(methods: list[str], preset: str, steps: int, overrides: list[str], cons
         key, _, values = vary.partition("=")
         if not values:
             raise UserError(f"--vary expects key=v1,v2, got {vary!r}")
-        variants = [[f"{key}={value}"] for value in values.split(",")]
+        variants = [[f"{key}={value}"] for value in values.split(";" if ";" in values else ",")]
     candidates = [_candidate(name, preset, [*overrides, *variant], name + (f" ({variant[0]})" if variant else ""))
                   for name in methods for variant in variants]
     measure_steps(candidates, steps)

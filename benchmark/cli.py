@@ -590,7 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=10, help="timed steps per method (after 2 warm-up steps)")
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     bench.add_argument("--vary", metavar="KEY=V1,V2", help="also compare values of one setting, "
-                       "e.g. trainer.channels_last=on,off or data.crop_size=64,96,128")
+                       "e.g. trainer.channels_last=on,off or data.crop_size=64,96,128; values with commas "
+                       "are separated by ';': data.crop_size='[144,192];128'")
     bench.add_argument("--split", help="also measure the loader and the evaluation on this split's data")
     bench.add_argument("--data-root", help="data root of --split (else BENCHMARK_<DATASET>_ROOT)")
     bench.add_argument("--out", metavar="DIR", help="results folder; the JSON goes to DIR/bench/ (default: "

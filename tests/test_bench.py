@@ -58,6 +58,14 @@ def test_mkd_calls_are_recorded_with_their_modes() -> None:
     assert all(p.grad is None for p in candidate.stepper.method.parameters())  # the replay leaves no gradient
 
 
+def test_vary_takes_values_with_commas_separated_by_semicolons() -> None:
+    result = bench.main(["supervised"], "demo", 1, TINY, Console(record=True, width=250),
+                        vary="data.crop_size=[48,64];32")
+    assert [m["label"] for m in result["methods"]] == ["supervised (data.crop_size=[48,64])",
+                                                       "supervised (data.crop_size=32)"]
+    assert [m["pixels_per_batch"] for m in result["methods"]] == [4 * 48 * 64, 4 * 32 * 32]
+
+
 def test_the_json_names_the_device_versions_commit_and_numerics(measured) -> None:
     for key in ("device", "torch", "git_commit", "numerics", "methods", "preset"):
         assert key in measured
