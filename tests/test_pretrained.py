@@ -9,7 +9,7 @@ from torchvision.models import resnet
 from benchmark.config import ModelConfig
 from benchmark.errors import UserError
 from benchmark.models import build_model
-from benchmark.models.backbones import ResNetBackbone
+from benchmark.models.backbones import ResNetBackbone, SamePadConv2d
 from benchmark.models.pretrained import find_local, sha256_file
 
 
@@ -77,3 +77,24 @@ def test_output_stride_of_every_backbone(backbone: str, stride: int) -> None:
     out = model.eval()(torch.rand(1, 3, 64, 96), features=True)
     assert out.logits.shape == (1, 4, 64, 96) and out.logits_low.shape == (1, 4, 16, 24)
     assert [s.shape[-2] for s in out.stages] == [16, 8, 64 // stride, 64 // stride]
+
+
+@pytest.mark.parametrize("stride,dilation,kernel", [(1, 1, 3), (1, 2, 5), (2, 1, 3), (2, 1, 5)])
+@pytest.mark.parametrize("size", [(9, 12), (17, 20), (144, 191)])
+def test_same_padding_matches_tensorflow(stride: int, dilation: int, kernel: int, size: tuple[int, int]) -> None:
+    """TensorFlow's SAME: output ceil(n / s); total padding (out - 1) s + (k - 1) d + 1 - n, its odd pixel
+    at the bottom and right, written out here independently of the layer."""
+    torch.manual_seed(0)
+    conv = SamePadConv2d(6, 6, kernel, stride, dilation=dilation, groups=6, bias=False)
+    x = torch.randn(2, 6, *size)
+    pads = []
+    for n in size:
+        out = -(-n // stride)
+        total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - n, 0)
+        pads.append((total // 2, total - total // 2))
+    padded = torch.zeros(2, 6, size[0] + sum(pads[0]), size[1] + sum(pads[1]))
+    padded[:, :, pads[0][0]:pads[0][0] + size[0], pads[1][0]:pads[1][0] + size[1]] = x
+    expected = torch.nn.functional.conv2d(padded, conv.weight, None, stride, 0, dilation, 6)
+    got = conv(x)
+    assert got.shape[-2:] == (-(-size[0] // stride), -(-size[1] // stride))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
