@@ -98,3 +98,26 @@ def test_same_padding_matches_tensorflow(stride: int, dilation: int, kernel: int
     got = conv(x)
     assert got.shape[-2:] == (-(-size[0] // stride), -(-size[1] // stride))
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel,dilation,size", [(5, 2, (8, 8)), (3, 2, (9, 12)), (5, 4, (7, 10))])
+def test_the_written_out_backward_of_dilated_depthwise_layers_matches_autograd(kernel, dilation, size) -> None:
+    torch.manual_seed(0)
+    conv = SamePadConv2d(16, 16, kernel, 1, dilation=dilation, groups=16, bias=False)
+    x = torch.randn(3, 16, *size).to(memory_format=torch.channels_last).requires_grad_()
+    grad = torch.randn(3, 16, *size)
+    assert conv._written_out_backward(x)
+    out = conv(x)
+    out.backward(grad)
+    assert out.grad_fn.name().startswith("DilatedDepthwise")
+    x_ref, w_ref = x.detach().clone().requires_grad_(), conv.weight.detach().clone().requires_grad_()
+    pad = (kernel - 1) * dilation // 2
+    expected = torch.nn.functional.conv2d(x_ref, w_ref, None, 1, pad, dilation, 16)  # torch's own backward
+    expected.backward(grad)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(conv.weight.grad, w_ref.grad, rtol=1e-5, atol=1e-4)
+    with torch.no_grad():
+        assert not conv._written_out_backward(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not conv._written_out_backward(x) and conv(x).dtype == torch.bfloat16
