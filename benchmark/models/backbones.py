@@ -120,15 +120,15 @@ class DilatedDepthwise(torch.autograd.Function):
 
 class SamePadConv2d(nn.Conv2d):
     """A convolution with TensorFlow's 'SAME' padding (extra pixel at the bottom/right when strided),
-    which the EfficientNet-Lite weights were trained with. A dilated layer's padding (symmetric: they
-    have stride 1) is left to the convolution itself, the same zeros without a padded copy: on CPU its
+    which the EfficientNet-Lite weights were trained with. A dilated layer's padding, when symmetric (as
+    at stride 1), is left to the convolution itself, the same zeros without a padded copy: on CPU its
     backward is 1.6x faster that way, the CamVid preset's backbone step 1.16x; for the other layers a
     padded copy is as fast or faster (the demo's step: 0.96x if they did the same). On CPU in float32 a
-    dilated depthwise layer that needs gradients takes ``DilatedDepthwise``'s backward."""
+    dilated depthwise layer of stride 1 that needs gradients takes ``DilatedDepthwise``'s backward."""
 
     def _written_out_backward(self, x: Tensor) -> bool:
         return (self.groups == self.in_channels == self.out_channels and self.bias is None
-                and x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_grad_enabled()
+                and self.stride == (1, 1) and x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_grad_enabled()
                 and not torch.is_autocast_enabled("cpu"))
 
     def forward(self, x: Tensor) -> Tensor:
