@@ -117,17 +117,19 @@ def _val_sizes(records: list[dict[str, Any]]) -> list[dict[str, int] | None]:
     """Each record's val image sizes: its own, else those another record of the same images holds (a
     record older than the data root's field: the one set of sizes known for its data set and count)."""
     known = {_val_images(record): record["val_sizes"] for record in records if record.get("val_sizes")}
-    by_count: dict[tuple[Any, Any], set[str]] = {}
+    by_count: dict[tuple[Any, Any], list[dict[str, int]]] = {}
     for (dataset, _, count), sizes in known.items():
-        by_count.setdefault((dataset, count), set()).add(json.dumps(sizes, sort_keys=True))
+        distinct = by_count.setdefault((dataset, count), [])
+        if sizes not in distinct:
+            distinct.append(sizes)
 
     def resolve(record: dict[str, Any]) -> dict[str, int] | None:
         if record.get("val_sizes"):
             return record["val_sizes"]
         if record.get("data_root") is not None:
             return known.get(_val_images(record))
-        candidates = by_count.get((record.get("dataset"), record.get("val")), set())
-        return json.loads(next(iter(candidates))) if len(candidates) == 1 else None
+        candidates = by_count.get((record.get("dataset"), record.get("val")), [])
+        return candidates[0] if len(candidates) == 1 else None
 
     return [resolve(record) for record in records]
 

@@ -128,8 +128,8 @@ class SamePadConv2d(nn.Conv2d):
 
     def _written_out_backward(self, x: Tensor) -> bool:
         return (self.groups == self.in_channels == self.out_channels and self.bias is None
-                and self.stride == (1, 1) and x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_grad_enabled()
-                and not torch.is_autocast_enabled("cpu"))
+                and self.stride == (1, 1) and x.device.type == "cpu" and x.dtype == torch.float32
+                and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"))
 
     def forward(self, x: Tensor) -> Tensor:
         pads = []
