@@ -3,6 +3,7 @@ learning curves (mIoU and loss parts against the step) from the runs' metrics.js
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,9 @@ def miou_vs_labels(summary: pd.DataFrame, published: pd.DataFrame, out: Path, va
     if chosen.empty:
         return []
     datasets = list(dict.fromkeys(chosen["dataset"]))
-    fig = Figure(figsize=(5.5 * len(datasets), 4.4))
+    entries = max(chosen[chosen["dataset"] == d].groupby(["method", "source"]).ngroups for d in datasets)
+    legend_rows = math.ceil(entries / 2) if variants else 0
+    fig = Figure(figsize=(5.5 * len(datasets), 4.4 + 0.2 * legend_rows), layout="constrained")
     axes = fig.subplots(1, len(datasets), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         block = chosen[chosen["dataset"] == dataset]
@@ -83,8 +86,10 @@ def miou_vs_labels(summary: pd.DataFrame, published: pd.DataFrame, out: Path, va
         ax.set_ylabel("val mIoU (%), last evaluation")
         ax.set_title(dataset + (" (tagged variants)" if variants else ""))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        if variants:
+            ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+        else:
+            ax.legend(fontsize=7)
     return save(fig, out, "miou_vs_labels_variants" if variants else "miou_vs_labels")
 
 
