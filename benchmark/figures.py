@@ -57,8 +57,10 @@ def miou_vs_labels(summary: pd.DataFrame, published: pd.DataFrame, out: Path, va
     if chosen.empty:
         return []
     datasets = list(dict.fromkeys(chosen["dataset"]))
-    entries = max(chosen[chosen["dataset"] == d].groupby(["method", "source"]).ngroups for d in datasets)
-    legend_rows = math.ceil(entries / 2) if variants else 0
+    legend_rows = 0
+    if variants:
+        entries = max(chosen[chosen["dataset"] == d].groupby(["method", "source"]).ngroups for d in datasets)
+        legend_rows = math.ceil(entries / 2)
     fig = Figure(figsize=(5.5 * len(datasets), 4.4 + 0.2 * legend_rows), layout="constrained")
     axes = fig.subplots(1, len(datasets), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
