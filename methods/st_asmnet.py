@@ -4,18 +4,23 @@ Lyu, Zhao, Zhang, Cheng, Yang, IEEE TNNLS 36(10):19437-19451, 2025.
 
 RE-IMPLEMENTATION FROM THE PAPER'S DESCRIPTION. Neither code nor the full text is public: this class
 follows shared/design/methods/ST_ASMNET.md, and every inferred choice (augmentation mode, direction of
-mimicking, layers, temperature, weights, threshold rule, EMA of buffers) is a parameter whose default
-is the specification's, written into the run record. The paper is fully supervised; using unlabeled
-images through the EMA teacher is the specification's extension that makes it semi-supervised here.
+mimicking, layers, temperature, weights, threshold rule, EMA of buffers) is a parameter written into the
+run record. Defaults are the specification's but two, which the specification leaves open as options
+and the suite chose from its demo runs (README): crop mode instead of erasing (the erased view's CE keeps
+the labels of what it no longer shows) and the per-pixel pseudo-label mask instead of the scalar q
+(which weights every pixel's argmax). `mode=drop`, `pseudo_weight=scalar` give the specification's.
+The paper is fully supervised; using unlabeled images through the EMA teacher is the specification's
+extension that makes it semi-supervised here.
 
 One step, on the labeled and the unlabeled batch alike:
 1. Student on the original images: logits z_o and channel-joint attention A_o (last encoder stage).
-2. A_o (detached) guides the augmented view: erase the most attended region (drop; at most half the
-   image) or crop a box around it (crop, targets RoI-aligned); unlabeled views also get the strong
+2. A_o (detached) guides the augmented view: crop a box around the most attended region (crop, targets
+   RoI-aligned) or erase it (drop; at most half the image); unlabeled views also get the strong
    photometric augmentation. Student on it: z_a, A_a.
 3. Self-mimicking towards the online ensemble z_ens = mean(z_o, z_a), A_ens likewise (detached).
 4. EMA teacher (eval mode, original images): z_t, A_t distilled into both views with a ramp-up.
-5. Unlabeled: pseudo labels argmax z_t weighted by q, the share of confident pixels.
+5. Unlabeled: pseudo labels argmax z_t on pixels with confidence >= 0.95 (pixel), or on every pixel
+   weighted by q, the share of confident pixels (scalar).
 Labeled: CE(z_o, y) + CE(z_a, y') + L_sm + L_ema; unlabeled: L_pl + L_sm + L_ema; total = labeled +
 lambda_u unlabeled. The EMA update follows every optimizer step; inference uses the student alone.
 """
@@ -64,7 +69,8 @@ class STASMNet(Method):
 
     @dataclass
     class Params:
-        mode: Literal["drop", "crop"] = setting("drop", "attention-guided augmentation: erase or crop")
+        mode: Literal["drop", "crop"] = setting(
+            "crop", "attention-guided augmentation: erase or crop (specification: drop; crop chosen from runs)")
         layers: Literal["last", "last2"] = setting("last", "CJA from the last encoder stage, or the last two")
         drop_threshold: tuple[float, float] = setting((0.5, 0.8), "drop: per-image theta ~ U(range)")
         erase_cap: float = setting(0.5, "drop: largest erased share of the image")
@@ -82,7 +88,8 @@ class STASMNet(Method):
         ramp_iters: int = setting(1000, "t_r of the teacher ramp exp(-5 (1 - t/t_r)^2)")
         tau: float = setting(0.968, "confidence threshold of credible pseudo labels")
         pseudo_weight: Literal["scalar", "pixel"] = setting(
-            "scalar", "weight pseudo labels by q (share of confident pixels) or mask pixels below pixel_threshold")
+            "pixel", "weight pseudo labels by q (share of confident pixels) or mask pixels below pixel_threshold "
+                     "(specification: scalar; pixel chosen from runs)")
         pixel_threshold: float = setting(0.95, "confidence of the per-pixel pseudo-label mask")
         lambda_u: float = setting(1.0, "weight of the unlabeled loss")
 

@@ -118,7 +118,7 @@ def test_teacher_follows_the_ema_formula_and_gets_no_gradient() -> None:
 
 
 def test_q_is_the_share_of_confident_non_padding_pixels() -> None:
-    method = STASMNet(context(), STASMNet.Params(tau=0.9))
+    method = STASMNet(context(), STASMNet.Params(tau=0.9, pseudo_weight="scalar"))
     logits = torch.zeros(2, 3, 2, 4)
     logits[0, 1, 0, :3] = 10.0  # 3 confident pixels in image 0
     logits[1, 2] = 10.0  # all 8 confident in image 1, of which 2 are padding
@@ -132,9 +132,9 @@ def test_q_is_the_share_of_confident_non_padding_pixels() -> None:
     assert pixel.pseudo_labels(logits, ignore)[1][0].sum() == 3
 
 
-def test_crop_mode_and_the_other_directions_train_on_every_backbone() -> None:
+def test_drop_mode_and_the_other_directions_train_on_every_backbone() -> None:
     pad = torch.zeros(2, 32, 32, dtype=torch.bool)
-    for backbone, params in (("resnet18", STASMNet.Params(mode="crop", direction="symmetric")),
+    for backbone, params in (("resnet18", STASMNet.Params(mode="drop", direction="symmetric")),
                              ("efficientnet_lite0", STASMNet.Params(direction="original_to_augmented",
                                                                     layers="last2"))):
         torch.manual_seed(0)
