@@ -19,8 +19,8 @@ One step, on the labeled and the unlabeled batch alike:
    photometric augmentation. Student on it: z_a, A_a.
 3. Self-mimicking towards the online ensemble z_ens = mean(z_o, z_a), A_ens likewise (detached).
 4. EMA teacher (eval mode, original images): z_t, A_t distilled into both views with a ramp-up.
-5. Unlabeled: pseudo labels argmax z_t on pixels with confidence >= 0.95 (pixel), or on every pixel
-   weighted by q, the share of confident pixels (scalar).
+5. Unlabeled: pseudo labels argmax z_t on pixels with confidence >= pixel_threshold (pixel), or on
+   every pixel weighted by q, the share of confident pixels (scalar).
 Labeled: CE(z_o, y) + CE(z_a, y') + L_sm + L_ema; unlabeled: L_pl + L_sm + L_ema; total = labeled +
 lambda_u unlabeled. The EMA update follows every optimizer step; inference uses the student alone.
 """
