@@ -9,8 +9,8 @@ never averaged (``checks``). Where the records carry per-image counts, every cel
 interval over val images and per split the best main method and those not distinguishable from it are
 marked (``stats``); ``--compare A,B`` prints paired differences. Outputs: the terminal tables with the
 protocol checks above them, ``summary.{csv,md}`` (``summary.tex`` with ``--latex``), the per-class tables
-``per_class.{csv,md}``, and the figures ``miou_vs_labels``, ``miou_vs_labels_variants``,
-``curves_<dataset>`` and ``losses_<dataset>`` (``.png`` and ``.svg``).
+``per_class.{csv,md}``, every run's figures ``per_seed.{csv,md}``, and the figures ``miou_vs_labels``,
+``miou_vs_labels_variants``, ``curves_<dataset>`` and ``losses_<dataset>`` (``.png`` and ``.svg``).
 """
 
 from __future__ import annotations
@@ -314,6 +314,14 @@ def per_class(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished run, ordered by data set, labeled fraction, method, source and seed: the runs
+    behind every mean of the summary."""
+    ordered = runs.sort_values(["dataset", "fraction", "method", "source", "seed"], ignore_index=True)
+    return ordered.assign(hours=ordered["seconds"] / 3600)[
+        ["dataset", "split", "labeled", "method", "source", "seed", "last", "best", "last_iteration", "hours"]]
+
+
 def load_published(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """Published numbers (with backbone and source) and the methods whose numbers are unavailable."""
     if not path.exists():
@@ -389,6 +397,10 @@ def main(console: Console, out: str | Path | None = None, which: str = "both", r
         written += [target / "per_class.csv", target / "per_class.md"]
         write_text(written[-2], classes.to_csv(index=False, float_format="%.2f"))
         write_text(written[-1], tables.per_class_markdown(classes))
+    seeds = per_seed(runs)
+    written += [target / "per_seed.csv", target / "per_seed.md"]
+    write_text(written[-2], seeds.to_csv(index=False, float_format="%.2f"))
+    write_text(written[-1], tables.per_seed_markdown(seeds))
     if latex:
         written.append(target / "summary.tex")
         write_text(written[-1], tables.latex(summary))

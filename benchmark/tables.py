@@ -1,4 +1,4 @@
-"""The report's tables: terminal (rich), Markdown, LaTeX (booktabs) and the per-class tables.
+"""The report's tables: terminal (rich), Markdown, LaTeX (booktabs), the per-class and the per-seed tables.
 
 A cell is the last evaluation's mIoU, mean ± std over seeds (n), its 95 % bootstrap interval over val
 images where the records carry per-image counts, and the best evaluation's mean below. Per split, the
@@ -155,6 +155,24 @@ def per_class_markdown(table: pd.DataFrame) -> str:
             by_class = {r["class"]: r for _, r in rows.iterrows()}
             parts.append(f"| {method} | {source} | " + " | ".join(_class_cell(by_class.get(c)) for c in classes)
                          + " |\n")
+    return "".join(parts)
+
+
+def per_seed_markdown(table: pd.DataFrame) -> str:
+    """Per data set: rows methods (main methods first), columns splits; each cell the last mIoU of every
+    seed, so that a reader can check a mean and a spread against the runs behind it."""
+    parts = ["# Per seed\n", "mIoU (%) of the last evaluation of every finished run, as `seed: mIoU`; the means, "
+             "spreads and best evaluations are in summary.md, the training hours in per_seed.csv.\n"]
+    for dataset, block in table.groupby("dataset", sort=False):
+        splits = list(dict.fromkeys(block["split"]))
+        parts.append(f"\n## {dataset}\n\n| method | runs | " + " | ".join(splits) + " |\n|---|---|"
+                     + "---|" * len(splits) + "\n")
+        cells = block.groupby(["method", "source"], sort=False)
+        for method, source in sorted(cells.groups, key=lambda key: (not is_main(key[0]), key)):
+            rows = cells.get_group((method, source))
+            texts = [" · ".join(f"{r.seed}: {r.last:.2f}" for r in rows[rows["split"] == split].itertuples())
+                     for split in splits]
+            parts.append(f"| {method} | {source} | " + " | ".join(texts) + " |\n")
     return "".join(parts)
 
 

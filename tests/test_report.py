@@ -289,3 +289,24 @@ def test_readme_block_states_the_protocol_and_holds_the_headline_table(tmp_path:
     with pytest.raises(UserError, match="no '<!-- report:begin -->'"):
         report.main(Console(file=io.StringIO()), tmp_path / "local", "reference", reference=reference,
                     published_path=tmp_path / "none.yaml", readme=readme)
+
+
+def test_per_seed_table_lists_every_run_behind_each_mean(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCHMARK_RESULTS", str(tmp_path))
+    for seed, last in ((2, 0.57), (0, 0.50), (1, 0.52)):
+        fake_record("demo", "demo_1_16", "supervised", seed, last, last + 0.02, 128, 0.0625, root=tmp_path)
+    fake_record("demo", "demo_1_16", "fixmatch", 1, 0.66, 0.67, 128, 0.0625, root=tmp_path)
+    fake_record("demo", "demo_full", "supervised", 0, 0.8, 0.81, 2048, 1.0, root=tmp_path)
+    fake_record("demo", "demo_1_16", "fixmatch", 0, 0.7, 0.75, 128, 0.0625, tag="tau0", root=tmp_path)
+    report.main(Console(file=io.StringIO()), which="local")
+    rows = (tmp_path / "per_seed.csv").read_text().splitlines()
+    assert rows[0] == "dataset,split,labeled,method,source,seed,last,best,last_iteration,hours"
+    assert [row.split(",")[3:8] for row in rows[1:]] == [
+        ["fixmatch", "local", "1", "66.00", "67.00"], ["fixmatch+tau0", "local", "0", "70.00", "75.00"],
+        ["supervised", "local", "0", "50.00", "52.00"], ["supervised", "local", "1", "52.00", "54.00"],
+        ["supervised", "local", "2", "57.00", "59.00"], ["supervised", "local", "0", "80.00", "81.00"]]
+    table = [line for line in (tmp_path / "per_seed.md").read_text().splitlines() if line.startswith("| ")]
+    assert table == ["| method | runs | demo_1_16 | demo_full |",
+                     "| fixmatch | local | 1: 66.00 |  |",
+                     "| supervised | local | 0: 50.00 · 1: 52.00 · 2: 57.00 | 0: 80.00 |",
+                     "| fixmatch+tau0 | local | 0: 70.00 |  |"]
