@@ -20,7 +20,8 @@ One step, on the labeled and the unlabeled batch alike:
 3. Self-mimicking towards the online ensemble z_ens = mean(z_o, z_a), A_ens likewise (detached).
 4. EMA teacher (eval mode, original images): z_t, A_t distilled into both views with a ramp-up.
 5. Unlabeled: pseudo labels argmax z_t on pixels with confidence >= pixel_threshold (pixel), or on
-   every pixel weighted by q, the share of confident pixels (scalar).
+   every pixel weighted by q, the share of confident pixels (scalar); they supervise both views (or,
+   with pseudo_views=augmented, the augmented view alone).
 Labeled: CE(z_o, y) + CE(z_a, y') + L_sm + L_ema; unlabeled: L_pl + L_sm + L_ema; total = labeled +
 lambda_u unlabeled. The EMA update follows every optimizer step; inference uses the student alone.
 """
@@ -91,6 +92,9 @@ class STASMNet(Method):
             "pixel", "weight pseudo labels by q (share of confident pixels) or mask pixels below pixel_threshold "
                      "(specification: scalar; pixel chosen from runs)")
         pixel_threshold: float = setting(0.95, "confidence of the per-pixel pseudo-label mask")
+        pseudo_views: Literal["both", "augmented"] = setting(
+            "both", "views the pseudo-label CE supervises: original and augmented (specification), or the "
+                    "augmented alone (the original view is the teacher's own input, unperturbed)")
         lambda_u: float = setting(1.0, "weight of the unlabeled loss")
 
     def __init__(self, ctx: Context, params: Params) -> None:
@@ -211,9 +215,10 @@ class STASMNet(Method):
         loss_x = (self.ctx.supervised_loss(original.logits[:n_x], x.mask)
                   + self.ctx.supervised_loss(augmented.logits[:n_x], mask_a))
         pseudo, weight, q = self.pseudo_labels(teacher.logits[n_x:], u.ignore)
-        loss_pl = (masked_cross_entropy(original.logits[n_x:], pseudo, weight, ~u.ignore)
-                   + masked_cross_entropy(augmented.logits[n_x:], self.align(pseudo, box_u, size, nearest=True),
-                                          self.align(weight, box_u, size, nearest=True), ~ignore_a))
+        loss_pl = masked_cross_entropy(augmented.logits[n_x:], self.align(pseudo, box_u, size, nearest=True),
+                                       self.align(weight, box_u, size, nearest=True), ~ignore_a)
+        if p.pseudo_views == "both":
+            loss_pl = loss_pl + masked_cross_entropy(original.logits[n_x:], pseudo, weight, ~u.ignore)
         labeled = loss_x + sm_x + ema_x
         unlabeled = loss_pl + sm_u + ema_u
         return {"loss": labeled + p.lambda_u * unlabeled, "loss_x": loss_x, "loss_pl": loss_pl,

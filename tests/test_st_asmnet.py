@@ -143,3 +143,25 @@ def test_drop_mode_and_the_other_directions_train_on_every_backbone() -> None:
                       Unlabeled(torch.rand(2, 3, 32, 32), pad))
         out = method.training_step(batch, Step(0, 100, torch.Generator().manual_seed(0)))
         assert torch.isfinite(out["loss"]) and out["loss_sm"] > 0
+
+
+def test_pseudo_labels_on_the_augmented_view_alone_drop_exactly_the_original_views_ce() -> None:
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    method = STASMNet(context(), STASMNet.Params(pixel_threshold=0.0))
+    pad = torch.zeros(2, 32, 32, dtype=torch.bool)
+    batch = Batch(Labeled(torch.rand(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32))),
+                  Unlabeled(torch.rand(2, 3, 32, 32), pad))
+    torch.manual_seed(1)  # the head's dropout: the same draws in every pass below
+    both = method.training_step(batch, Step(0, 100, torch.Generator().manual_seed(0)))["loss_pl"]
+    method.params.pseudo_views = "augmented"
+    torch.manual_seed(1)
+    augmented = method.training_step(batch, Step(0, 100, torch.Generator().manual_seed(0)))["loss_pl"]
+    images = torch.cat([batch.labeled.image, batch.unlabeled.image])
+    torch.manual_seed(1)  # the student's pass on the original images is a step's first draw
+    with torch.no_grad():
+        student = method.model(images, features=True).logits[2:]
+        teacher = method.teacher.eval()(images, features=True).logits[2:]
+    original_ce = F.cross_entropy(student, teacher.argmax(1))  # every pixel weighted 1 at threshold 0
+    assert augmented > 0 and torch.allclose(both - augmented, original_ce, atol=1e-5)
