@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from benchmark.config import AugmentConfig, ModelConfig
 from benchmark.data.augment import StrongAugment
@@ -26,6 +27,12 @@ def context(backbone: str = "resnet18") -> Context:
     return Context(num_classes=3, ignore_index=255,
                    build_model=build, supervised_loss=CrossEntropy(255), strong=StrongAugment(identity),
                    cutmix_boxes=lambda n, gen: torch.zeros(n, 32, 32, dtype=torch.bool))
+
+
+def toy_batch() -> Batch:
+    """Two labeled and two unlabeled random 32 x 32 images, three classes, no padding."""
+    return Batch(Labeled(torch.rand(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32))),
+                 Unlabeled(torch.rand(2, 3, 32, 32), torch.zeros(2, 32, 32, dtype=torch.bool)))
 
 
 def test_attention_is_zero_mean_unit_variance_per_image() -> None:
@@ -99,9 +106,7 @@ def test_teacher_follows_the_ema_formula_and_gets_no_gradient() -> None:
     torch.manual_seed(0)
     method = STASMNet(context(), STASMNet.Params())
     gen = torch.Generator().manual_seed(0)
-    pad = torch.zeros(2, 32, 32, dtype=torch.bool)
-    batch = Batch(Labeled(torch.rand(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32))),
-                  Unlabeled(torch.rand(2, 3, 32, 32), pad))
+    batch = toy_batch()
     out = method.training_step(batch, Step(5, 100, gen))
     out["loss"].backward()
     assert all(p.grad is None and not p.requires_grad for p in method.teacher.parameters())
@@ -133,26 +138,20 @@ def test_q_is_the_share_of_confident_non_padding_pixels() -> None:
 
 
 def test_drop_mode_and_the_other_directions_train_on_every_backbone() -> None:
-    pad = torch.zeros(2, 32, 32, dtype=torch.bool)
     for backbone, params in (("resnet18", STASMNet.Params(mode="drop", direction="symmetric")),
                              ("efficientnet_lite0", STASMNet.Params(direction="original_to_augmented",
                                                                     layers="last2"))):
         torch.manual_seed(0)
         method = STASMNet(context(backbone), params)
-        batch = Batch(Labeled(torch.rand(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32))),
-                      Unlabeled(torch.rand(2, 3, 32, 32), pad))
+        batch = toy_batch()
         out = method.training_step(batch, Step(0, 100, torch.Generator().manual_seed(0)))
         assert torch.isfinite(out["loss"]) and out["loss_sm"] > 0
 
 
 def test_pseudo_labels_on_the_augmented_view_alone_drop_exactly_the_original_views_ce() -> None:
-    import torch.nn.functional as F
-
     torch.manual_seed(0)
     method = STASMNet(context(), STASMNet.Params(pixel_threshold=0.0))
-    pad = torch.zeros(2, 32, 32, dtype=torch.bool)
-    batch = Batch(Labeled(torch.rand(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32))),
-                  Unlabeled(torch.rand(2, 3, 32, 32), pad))
+    batch = toy_batch()
     torch.manual_seed(1)  # the head's dropout: the same draws in every pass below
     both = method.training_step(batch, Step(0, 100, torch.Generator().manual_seed(0)))["loss_pl"]
     method.params.pseudo_views = "augmented"
