@@ -386,6 +386,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     seeds = [int(s) for s in re.split(r"[,\s]+", args.seeds.strip()) if s]
     passthrough = args.passthrough[1:] if args.passthrough[:1] == ["--"] else args.passthrough
+    if args.passthrough and not args.passthrough[0].startswith("-"):
+        raise UserError(f"{args.passthrough[0]!r} is not an option of sweep: lists are comma-separated "
+                        f"(--seeds 1,2), and options for every run go after -- (-- --set schedule.iters=500)")
     extra = [*passthrough, *(["--out", args.out] if args.out else []),
              *(["--dataset-file", str(Path(args.dataset_file).resolve())] if args.dataset_file else [])]
     if args.jobs < 1:

@@ -72,6 +72,14 @@ def test_sweep_passes_its_options_and_the_results_folder_to_every_run(capsys, tm
     assert args.out == str(tmp_path) and args.set == ["schedule.iters=5"] and args.method == "supervised"
 
 
+def test_sweep_with_a_space_separated_list_ends_in_one_line_naming_the_comma_form(capsys) -> None:
+    assert cli.main(["sweep", "--methods", "supervised", "--splits", "demo_1_8", "--seeds", "1", "2", "--print",
+                     "--", "--set", "schedule.iters=5"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "'2' is not an option of sweep" in captured.err and "--seeds 1,2" in captured.err
+
+
 def test_sweep_with_two_jobs_runs_a_two_run_grid_at_once(env, tiny_config, capsys) -> None:
     from benchmark.records import RunPaths
 
