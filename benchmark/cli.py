@@ -501,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "plot) from the committed records")
     report.add_argument("--compare", metavar="A,B",
                         help="difference in mIoU of method A minus B on every split where both ran, with its paired "
-                             "bootstrap interval over val images (labels as in the table, e.g. speed+nodistill)")
+                             "bootstrap interval over val images and the difference on each seed both ran (labels "
+                             "as in the table, e.g. speed+nodistill)")
     report.set_defaults(func=cmd_report)
 
     evaluation = commands.add_parser("eval", help="evaluate a finished run's network again, on its val list or another")

@@ -269,9 +269,23 @@ def attach_intervals(summary: pd.DataFrame, per_image: PerImage, seed: int = 0) 
     return out
 
 
+def seed_differences(block: pd.DataFrame, a: str, b: str) -> str:
+    """Last mIoU of ``a`` minus ``b`` on each seed both ran, and how often ``a`` leads: the seed-to-seed
+    spread that the bootstrap over val images does not cover."""
+    last = {m: block[block["method"] == m].groupby("seed")["last"].mean() for m in (a, b)}
+    shared = sorted(set(last[a].index) & set(last[b].index))
+    if not shared:
+        return "no seed ran for both, so the seed-to-seed spread is not covered"
+    differences = [last[a][s] - last[b][s] for s in shared]
+    listed = ", ".join(f"seed {s} {d:+.2f}" for s, d in zip(shared, differences))
+    ahead = sum(d > 0 for d in differences)
+    return f"per seed both ran: {listed} ({a} ahead on {ahead} of {len(shared)})"
+
+
 def compare(runs: pd.DataFrame, per_image: PerImage, a: str, b: str, seed: int = 0) -> list[str]:
     """For every split (and source) with runs of both methods: mean last mIoU of ``a`` minus ``b``, with
-    its paired bootstrap interval over the val images (seeds pooled by their mean)."""
+    its paired bootstrap interval over the val images (seeds pooled by their mean), and the difference
+    on each seed both ran, since the interval covers the choice of val images, not of seeds."""
     lines = []
     for (dataset, split, source), block in runs.groupby(["dataset", "split", "source"], sort=True):
         if not {a, b} <= set(block["method"]):
@@ -284,10 +298,12 @@ def compare(runs: pd.DataFrame, per_image: PerImage, a: str, b: str, seed: int =
             weights = stats.resample_weights(len(cell_a[1]), seed=seed)
             difference = stats.difference_interval(cell_a[0], cell_b[0], weights)
             verdict = "0 inside: not distinguishable" if difference.contains(0) else "0 outside"
-            lines.append(f"{where}: {a} - {b} = {difference} mIoU, 95 % paired bootstrap interval; {verdict}")
+            line = (f"{where}: {a} - {b} = {difference} mIoU, 95 % paired bootstrap interval over val images; "
+                    f"{verdict}")
         else:
-            lines.append(f"{where}: {a} - {b} = {mean[a] - mean[b]:+.2f} mIoU (no interval: a record lacks "
-                         "per-image counts or the val lists differ)")
+            line = (f"{where}: {a} - {b} = {mean[a] - mean[b]:+.2f} mIoU (no interval: a record lacks "
+                    "per-image counts or the val lists differ)")
+        lines.append(f"{line}; {seed_differences(block, a, b)}")
     return lines
 
 

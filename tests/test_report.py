@@ -224,6 +224,22 @@ def test_latex_curves_per_class_and_variant_figures_are_written(tmp_path: Path, 
     assert {path: path.read_bytes() for path in figures} == first, "the same records must give the same figure bytes"
 
 
+def test_compare_lists_the_difference_on_each_seed_both_ran(tmp_path: Path) -> None:
+    from benchmark import stats
+
+    for seed in range(3):
+        full_record(tmp_path, "demo_1_16", "fixmatch", seed, *made_up(10 + seed, 0.7))
+    full_record(tmp_path, "demo_1_16", "supervised", 1, *made_up(1, 0.4))
+    full_record(tmp_path, "demo_1_16", "supervised", 5, *made_up(5, 0.4))
+    runs, _ = report.load_runs(tmp_path)
+    line = report.compare(runs, report.PerImage(runs), "fixmatch", "supervised")[0]
+    last = {name: float(stats.miou(*(c.sum(0) for c in made_up(*args)))) for name, args in
+            (("fixmatch", (11, 0.7)), ("supervised", (1, 0.4)))}
+    expected = last["fixmatch"] - last["supervised"]
+    assert "n=3 vs 2" in line and f"per seed both ran: seed 1 {expected:+.2f} (fixmatch ahead on 1 of 1)" in line
+    assert "not covered" in report.compare(runs[runs["seed"] != 1], report.PerImage(runs), "fixmatch", "supervised")[0]
+
+
 def test_a_damaged_per_image_file_costs_its_cell_the_interval_and_nothing_else(tmp_path: Path) -> None:
     import math
 
