@@ -53,9 +53,16 @@ def miou_vs_labels(summary: pd.DataFrame, published: pd.DataFrame, out: Path, va
     """mIoU against labeled share, one panel per data set (error bars: std over seeds): the main methods
     with the published numbers (``miou_vs_labels``), or the tagged variants alone
     (``miou_vs_labels_variants``; nothing is written when there are none)."""
+    fig = miou_vs_labels_figure(summary, published, variants)
+    return [] if fig is None else save(fig, out, "miou_vs_labels_variants" if variants else "miou_vs_labels")
+
+
+def miou_vs_labels_figure(summary: pd.DataFrame, published: pd.DataFrame, variants: bool = False) -> Figure | None:
+    """The figure of ``miou_vs_labels``, or None when it has no method to show. The variants' legend, which
+    can hold dozens of tags, goes below each panel in two columns, the figure growing to make room."""
     chosen = summary[[is_main(m) != variants for m in summary["method"]]]
     if chosen.empty:
-        return []
+        return None
     datasets = list(dict.fromkeys(chosen["dataset"]))
     legend_rows = 0
     if variants:
@@ -92,7 +99,7 @@ def miou_vs_labels(summary: pd.DataFrame, published: pd.DataFrame, out: Path, va
             ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
         else:
             ax.legend(fontsize=7)
-    return save(fig, out, "miou_vs_labels_variants" if variants else "miou_vs_labels")
+    return fig
 
 
 def _mean_curve(histories: list[list[dict]], value) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -326,3 +326,25 @@ def test_per_seed_table_lists_every_run_behind_each_mean(tmp_path: Path, monkeyp
                      "| fixmatch | local | 1: 66.00 |  |",
                      "| supervised | local | 0: 50.00 · 1: 52.00 · 2: 57.00 | 0: 80.00 |",
                      "| fixmatch+tau0 | local | 0: 70.00 |  |"]
+
+
+def test_the_variants_legend_lies_below_its_panel_inside_the_figure() -> None:
+    import pandas as pd
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from benchmark import figures
+
+    rows = [{"dataset": "demo", "split": split, "fraction": fraction, "method": f"fixmatch+variant{i}",
+             "source": "reference", "last_mean": 50.0 + i, "last_std": 1.0}
+            for i in range(14) for split, fraction in (("demo_1_16", 0.0625), ("demo_1_8", 0.125))]
+    published = pd.DataFrame(columns=["dataset", "split", "method", "miou"])
+    fig = figures.miou_vs_labels_figure(pd.DataFrame(rows), published, variants=True)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    below = ax.xaxis.get_tightbbox(renderer)
+    assert len(ax.get_legend().get_texts()) == 14
+    assert legend.y1 <= below.y0, "the legend must not cover the panel or its axis labels"
+    assert legend.y0 >= 0 and legend.x0 >= 0 and legend.x1 <= fig.bbox.width, "the legend must fit in the figure"
+    assert figures.miou_vs_labels_figure(pd.DataFrame(rows), published, variants=False) is None
