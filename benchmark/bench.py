@@ -20,7 +20,10 @@ candidate:
 With a data set at hand it also measures the loader alone (images/s with the preset's workers, against
 what each method's step consumes) and evaluation throughput per mode, with the sliding window against
 the bare forwards of its windows. ``--vary data.crop_size=...`` measures growth in pixels per batch.
-Everything is printed and written as JSON (device, versions, commit, numerics).
+It always measures no-grad forwards of the preset's network in float32 and in bf16 autocast side by
+side, so that every machine shows which evaluation numerics suit it and what ``auto`` chose. The CPU
+(model, cores, torch's capability, native bf16) is printed first; everything is printed and written as
+JSON (device, CPU, versions, commit, numerics).
 """
 
 from __future__ import annotations
@@ -41,14 +44,17 @@ from rich.table import Table
 from torch import Tensor, nn
 
 from benchmark import config as config_module
+from benchmark import hardware
 from benchmark import method as registry
 from benchmark.atomic import write_json
-from benchmark.config import crop_hw
+from benchmark.config import crop_hw, dtype_name
 from benchmark.data.batch import Batch, Labeled, Unlabeled
 from benchmark.errors import UserError
 from benchmark.records import environment
 from benchmark.step import Numerics, Stepper, build_method, build_optimizers, pick_device
 
+EVAL_NUMERICS = ("off", "bf16")
+"""The evaluation numerics bench measures side by side on every machine (float32 and bf16 autocast)."""
 PHASES = ("forward", "augment", "method", "backward", "optimizer", "other")
 """The parts a step is split into (they add up to the step)."""
 
@@ -340,6 +346,51 @@ def measure_steps(candidates: list[Candidate], steps: int) -> None:
             candidate.clock.reset()  # the replay's own calls are not the step's
 
 
+def eval_forwards(preset: str, overrides: list[str], repeats: int) -> dict[str, Any]:
+    """No-grad forwards of the preset's network on a synthetic evaluation batch (``eval.batch_size``
+    images of the crop's size) in each of ``EVAL_NUMERICS``, interleaved ``repeats`` times after a
+    warm-up; the median per numerics, and which one ``auto`` resolved to on this machine."""
+    from benchmark.models import build_model
+
+    cfg = config_module.resolve(preset, overrides=overrides).run
+    device = pick_device(cfg.trainer.device)
+    numerics = Numerics.resolve(cfg.trainer, device)
+    network = build_model(cfg.model, cfg.data.num_classes)[0].to(device).eval()
+    crop = crop_hw(cfg.data)
+    images = torch.rand(cfg.eval.batch_size, 3, *crop, generator=torch.Generator().manual_seed(0)).to(device)
+    if numerics.channels_last:
+        network = network.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    contexts = {amp: dataclasses.replace(numerics, eval=amp).autocast(device, "eval") for amp in EVAL_NUMERICS}
+    times: dict[str, list[float]] = {amp: [] for amp in EVAL_NUMERICS}
+    with torch.no_grad():
+        for repeat in range(repeats + 1):
+            for amp, context in contexts.items():
+                with context():
+                    _sync(device)
+                    start = time.perf_counter()
+                    network(images)
+                    _sync(device)
+                if repeat:  # the first round warms up
+                    times[amp].append(time.perf_counter() - start)
+    median = {amp: statistics.median(t) for amp, t in times.items()}
+    return {"batch": cfg.eval.batch_size, "size": list(crop), "repeats": repeats, "resolved": numerics.eval,
+            "channels_last": numerics.channels_last, "ms": {amp: 1000 * m for amp, m in median.items()},
+            "times_ms": {amp: [1000 * t for t in ts] for amp, ts in times.items()},
+            "bf16_over_float32": median["bf16"] / median["off"]}
+
+
+def _print_eval_forwards(result: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"evaluation forwards: batch {result['batch']} at {result['size'][0]}x{result['size'][1]}, "
+                        f"no grad, median of {result['repeats']} interleaved")
+    for column in ("numerics", "ms/forward", "ratio to float32"):
+        table.add_column(column, justify="left" if column == "numerics" else "right")
+    for amp, ms in result["ms"].items():
+        table.add_row(dtype_name(amp) + (" (auto)" if amp == result["resolved"] else ""), f"{ms:.0f}",
+                      f"{ms / result['ms']['off']:.2f}")
+    console.print(table)
+
+
 def main(methods: list[str], preset: str, steps: int, overrides: list[str], console: Console,
          vary: str | None = None, save: Path | None = None,
          data: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -353,17 +404,20 @@ def main(methods: list[str], preset: str, steps: int, overrides: list[str], cons
         if not values:
             raise UserError(f"--vary expects key=v1,v2, got {vary!r}")
         variants = [[f"{key}={value}"] for value in values.split(";" if ";" in values else ",")]
+    console.print(f"CPU: {hardware.cpu_info().line()}; {torch.get_num_threads()} torch threads", highlight=False)
     candidates = [_candidate(name, preset, [*overrides, *variant], name + (f" ({variant[0]})" if variant else ""))
                   for name in methods for variant in variants]
     measure_steps(candidates, steps)
     summaries = [c.summary() for c in candidates]
     _print_steps(summaries, preset, steps, console)
+    forwards = eval_forwards(preset, overrides, steps)
+    _print_eval_forwards(forwards, console)
     device = candidates[0].stepper.device
     result: dict[str, Any] = {
         "preset": preset, "overrides": overrides, "vary": vary, "steps": steps,
         "numerics": {c.label: dataclasses.asdict(c.numerics) for c in candidates},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **environment(device),
-        "methods": summaries}
+        "methods": summaries, "eval_forwards": forwards}
     if data is not None:
         result.update(data(summaries))
     if save is not None:
@@ -415,10 +469,11 @@ class DataBench:
         self.console.print(table)
         evaluation = self.evaluation()
         table = Table(title=f"evaluation of {evaluation['images']} val images of {self.split.name}")
-        for column in ("mode", "eval_amp", "images/s", "forward share"):
+        for column in ("mode", "numerics", "images/s", "forward share"):
             table.add_column(column, justify="left" if column == "mode" else "right")
-        for mode, row in evaluation["modes"].items():
-            table.add_row(mode, row["eval_amp"], f"{row['images_per_second']:.1f}", f"{row['forward_share']:.2f}")
+        for row in evaluation["modes"].values():
+            table.add_row(row["mode"], dtype_name(row["eval_amp"]) + (" (auto)" if row["resolved"] else ""),
+                          f"{row['images_per_second']:.1f}", f"{row['forward_share']:.2f}")
         self.console.print(table)
         self.console.print(f"sliding window: {evaluation['sliding_window_over_forwards']:.2f}x the time of its window "
                            "forwards")
@@ -463,10 +518,10 @@ class DataBench:
         subset = Subset(val, range(min(self.images, len(val))))
         protocols = {mode: Protocol.from_config(dataclasses.replace(cfg.eval, mode=mode), crop_hw(cfg.data))
                      for mode in ("original", "center_crop", "sliding_window")}
-        modes: dict[str, dict[str, float]] = {}
-        float32 = dataclasses.replace(numerics, eval="off")
+        modes: dict[str, dict[str, Any]] = {}
         for mode, protocol in protocols.items():
-            for variant in dict.fromkeys([numerics, float32]):  # the run's numerics, then float32 beside them
+            for amp in EVAL_NUMERICS:
+                variant = dataclasses.replace(numerics, eval=amp)
                 evaluator = Evaluator(subset, protocol, cfg.data.num_classes, cfg.data.ignore_index, device,
                                       cfg.eval.batch_size, min(cfg.data.workers, 2),
                                       variant.autocast(device, "eval"), variant.channels_last)
@@ -475,9 +530,9 @@ class DataBench:
                 start = time.perf_counter()
                 evaluator.run(timed)
                 seconds = time.perf_counter() - start
-                name = mode if variant is numerics else f"{mode} (eval_amp=off)"
-                modes[name] = {"images_per_second": len(subset) / seconds, "forward_share": timed.seconds / seconds,
-                               "eval_amp": variant.eval}
+                modes[f"{mode} {dtype_name(amp)}"] = {
+                    "mode": mode, "eval_amp": amp, "resolved": amp == numerics.eval,
+                    "images_per_second": len(subset) / seconds, "forward_share": timed.seconds / seconds}
         protocol = protocols["sliding_window"]
         image = torch.stack([val[i]["image"] for i in range(min(4, len(val)))
                              if val[i]["image"].shape == val[0]["image"].shape]).to(device).float().div_(255)

@@ -2,13 +2,15 @@
 
 Checks (per data set, on the runs ``report`` loaded): cells with fewer than three seeds (named for the
 main methods, counted for tagged variants, which are mostly one-seed probes); cells whose runs differ in
-protocol (crop, schedule, evaluation, backbone, weights, split files, generated data), which are reported
-as separate rows and never averaged; a supervised row, main or tagged, whose mean does not rise with the
-labeled count; runs whose best evaluation beats their last by more than 1 mIoU (they peaked early); runs
+protocol (crop, schedule, evaluation, backbone, weights, split files, generated data, resolved
+numerics), named with what differs, which are reported as separate rows and never averaged; a
+supervised row, main or tagged, whose mean does not rise with the labeled count; runs whose best evaluation beats their last by more than 1 mIoU (they peaked early); runs
 whose last evaluation is not at their final step.
 """
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 
@@ -28,6 +30,20 @@ def _listing(cells: list[str]) -> str:
     return ", ".join(unique[:12]) + (f" and {len(unique) - 12} more" if len(unique) > 12 else "")
 
 
+def _mixed_protocols(runs: pd.DataFrame) -> list[str]:
+    """Each cell whose runs differ in protocol, with what differs (e.g. 'fixmatch on demo_1_16 (numerics)')."""
+    if runs.empty or "protocol_fields" not in runs:
+        return []
+    found = []
+    mixed = runs[runs["protocols"] > 1]
+    mixed = mixed.assign(method=[label.partition(" [")[0] for label in mixed["method"]])
+    for _, group in mixed.groupby(["split", "source", "method"], sort=False):
+        fields = list(group["protocol_fields"])
+        differ = [key for key in fields[0] if len({json.dumps(f.get(key), sort_keys=True) for f in fields}) > 1]
+        found.append(_cell(next(group.itertuples())) + f" ({', '.join(differ)})")
+    return found
+
+
 def protocol_checks(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, list[str]]:
     """Per data set, the lines that say what in its table cannot be trusted (none: an empty list)."""
     found: dict[str, list[str]] = {}
@@ -42,10 +58,11 @@ def protocol_checks(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, list
                          + "; ".join(([_listing(few_main)] if few_main else [])
                                      + ([f"{len(few_variants)} of the {len(variants)} tagged-variant cells"]
                                         if few_variants else [])))
-        mixed = [_cell(r) for r in block.itertuples() if r.protocols > 1]
+        mine = runs[runs["dataset"] == dataset]
+        mixed = _mixed_protocols(mine)
         if mixed:
-            lines.append("runs of one cell differ in protocol (crop, schedule, evaluation, backbone, weights, split "
-                         f"files or generated data) and are shown as separate rows, never averaged: {_listing(mixed)}")
+            lines.append("runs of one cell differ in protocol and are shown as separate rows, never averaged: "
+                         + _listing(mixed))
         labels = block["method"].str.partition(" [")[0]
         supervised = block[[label.partition("+")[0] == "supervised" for label in labels]]
         for (label, source), rows in supervised.groupby([labels[supervised.index], "source"], sort=False):
@@ -54,7 +71,6 @@ def protocol_checks(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, list
             if any(later <= earlier for earlier, later in zip(means, means[1:])):
                 order = ", ".join(f"{r.split} {r.last_mean:.2f}" for r in rows.sort_values("labeled").itertuples())
                 lines.append(f"{label} ({source}) is not ordered by labeled count: {order}")
-        mine = runs[runs["dataset"] == dataset]
         peaked = [_cell(r) + f" seed {r.seed} ({r.best - r.last:.1f})" for r in mine.itertuples()
                   if r.best - r.last > PEAK_GAP]
         if peaked:

@@ -344,10 +344,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from benchmark import run_eval
 
     result, path = run_eval.evaluate_run(Path(args.run_dir), args.checkpoint, Path(args.list) if args.list else None,
-                                         args.data_root, args.mode)
+                                         args.data_root, args.mode, args.set)
     console.print(f"{result['method']} {result['split']} seed {result['seed']}, {args.checkpoint} checkpoint "
                   f"(iteration {result['iteration']}), {result['images']} images of {result['list']}: "
-                  f"mIoU {100 * result['miou']:.2f}", highlight=False)
+                  f"mIoU {100 * result['miou']:.2f} (evaluation {config_module.dtype_name(result['eval_amp'])})", highlight=False)
     console.print(f"wrote {path}", highlight=False, soft_wrap=True)
     return 0
 
@@ -514,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--data-root", help="data root of the list (default: as for the run)")
     evaluation.add_argument("--mode", choices=["original", "center_crop", "sliding_window"],
                             help="evaluation mode (default: the run's)")
+    evaluation.add_argument("--set", action="append", default=[], metavar="trainer.KEY=VALUE",
+                            help="override a device or numerics setting, e.g. --set trainer.eval_amp=off (repeatable)")
     _dataset_file_option(evaluation)
     evaluation.set_defaults(func=cmd_eval)
 

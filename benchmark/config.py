@@ -126,19 +126,25 @@ class TrainerConfig:
         "auto", "autocast dtype of the training step; 'auto' = bf16 on CUDA, off on CPU")
     teacher_amp: Literal["auto", "bf16", "fp16", "off"] = setting(
         "auto", "autocast dtype of the no-grad passes of training (teachers, pseudo labels); 'auto' = trainer.amp "
-                "(on CPU bf16 is 1.6x faster but moves pseudo labels near the threshold: see the README)")
+                "(bf16 moves pseudo labels near the threshold: see the README, Numerics)")
     eval_amp: Literal["auto", "bf16", "fp16", "off"] = setting(
-        "auto", "autocast dtype of evaluation; 'auto' = trainer.amp on CUDA, bf16 on CPU (1.6x faster forwards, "
-                "same mIoU within 0.1: see the README)")
+        "auto", "autocast dtype of evaluation; 'auto' = trainer.amp on CUDA; on CPU bf16 where the CPU computes "
+                "bf16 natively, else off (the record says which)")
     channels_last: Literal["auto", "on", "off"] = setting(
-        "auto", "NHWC memory format; 'auto' = on (faster with CUDA AMP, and with oneDNN on CPU: see bench)")
+        "auto", "NHWC memory format; 'auto' = on (see bench --vary trainer.channels_last=on,off)")
     sync_bn: bool = setting(True, "BatchNorm statistics over all processes (SyncBatchNorm on CUDA, a gloo "
                                   "all-reduce BatchNorm on CPU)")
     find_unused_parameters: bool = setting(False, "DDP flag for methods that leave parameters unused")
     deterministic: bool = setting(False, "ask for deterministic CUDA kernels (slower); CPU runs always are")
     on_nonfinite: Literal["stop", "skip"] = setting(
-        "stop", "a NaN/inf loss stops the run (last good checkpoint kept), or skips that step")
+        "stop", "a NaN/inf loss stops the run (last good checkpoint kept), or skips that step; skip stops the run "
+                "too after 3 skipped steps in a row or 5% of the schedule in all")
     threads: int = setting(0, "torch CPU threads (0 = torch's default)")
+
+
+def dtype_name(amp: str) -> str:
+    """What an autocast setting computes in, in words: 'float32' for 'off', else its dtype."""
+    return "float32" if amp == "off" else amp
 
 
 @dataclass

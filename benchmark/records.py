@@ -29,7 +29,7 @@ import torch
 import torchvision
 import yaml
 
-from benchmark import PROJECT_ROOT
+from benchmark import PROJECT_ROOT, hardware
 from benchmark.atomic import write_atomic, write_text
 from benchmark.errors import UserError
 
@@ -166,12 +166,14 @@ def git_commit() -> tuple[str | None, bool | None]:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    """Versions, machine and commit, for the record."""
+    """Versions, machine (the CPU's model, cores, torch's CPU capability and whether bf16 is native, on
+    every device: the loaders run there) and commit, for the record."""
     commit, dirty = git_commit()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    cpu = hardware.cpu_info()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu.model
     return {"torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": sys.version.split()[0], "platform": platform.platform(), "host": socket.gethostname(),
-            "device": str(device), "device_name": name, "cpu_threads": torch.get_num_threads(),
+            "device": str(device), "device_name": name, "cpu_threads": torch.get_num_threads(), **cpu.as_dict(),
             "git_commit": commit, "git_dirty": dirty}
 
 

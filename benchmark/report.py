@@ -29,6 +29,7 @@ from rich.console import Console
 from benchmark import figures, stats, tables
 from benchmark.atomic import write_text
 from benchmark.checks import protocol_checks
+from benchmark.config import dtype_name
 from benchmark.data import demo
 from benchmark.errors import UserError
 from benchmark.records import PUBLISHED, REFERENCE_ROOT, is_main, method_label, read_per_image, results_root
@@ -71,22 +72,43 @@ def protocol_of(record: dict[str, Any], config: dict[str, Any],
                 val_sizes: dict[str, int] | None = None) -> dict[str, Any]:
     """What must be equal for two runs to be averaged: crop, schedule, evaluation, backbone, weights,
     split files, the val images' sizes (``val_sizes``: a data set and its half-size copy are two
-    protocols) and, for demo data generated with other options, those options (the method and its
-    parameters are the cell's own)."""
+    protocols), the resolved numerics and, for demo data generated with other options, those options
+    (the method and its parameters are the cell's own)."""
     data, model = config.get("data") or {}, config.get("model") or {}
     protocol = {"crop": data.get("crop_size"), "iterations": record.get("iterations"), "eval": record.get("eval"),
                 "backbone": model.get("backbone"), "weights": (record.get("weights") or {}).get("sha256"),
-                "split_sha256": record.get("split_sha256"), "val_sizes": val_sizes}
+                "split_sha256": record.get("split_sha256"), "val_sizes": val_sizes, "numerics": numerics_of(record)}
     variant = demo.variant(record.get("generated_data")) if record.get("dataset") == "demo" else None
     if variant:
         protocol["data"] = variant
     return protocol
 
 
+def numerics_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The autocast dtypes and memory format a run resolved to. A record made before ``teacher_amp`` and
+    ``eval_amp`` existed ran its teachers as its step and evaluated in float32."""
+    amp = record.get("amp") or "off"
+    return {"amp": amp, "teacher_amp": record.get("teacher_amp") or amp, "eval_amp": record.get("eval_amp") or "off",
+            "channels_last": record.get("channels_last")}
+
+
+def machine_of(record: dict[str, Any]) -> str:
+    """The device and CPU a run was made on, in words (records older than the CPU fields do not name it)."""
+    if record.get("cpu_model"):
+        cpu = (f"{record['cpu_model']} ({record.get('cpu_cores', '?')} cores, {record.get('cpu_capability', '?')}, "
+               f"bf16 {'native' if record.get('bf16_native') else 'not native'})")
+    else:
+        cpu = "CPU not recorded"
+    device = record.get("device", "?")
+    where = cpu if device == "cpu" else f"{record.get('device_name', device)} on {cpu}"
+    return f"{where} x {record.get('cpu_threads', '?')} threads"
+
+
 def setup_of(record: dict[str, Any], config: dict[str, Any], protocol: dict[str, Any]) -> str:
     """The run's protocol in words, for the statement beside a table: ``protocol`` (protocol_of's, read
     once) and what else a reader needs (preset, weights' source, batch, val images and their sizes,
-    device)."""
+    device and CPU)."""
+    numerics = protocol["numerics"]
     data = config.get("data") or {}
     crop = protocol["crop"]
     crop = "x".join(map(str, crop)) if isinstance(crop, list) else crop
@@ -95,7 +117,8 @@ def setup_of(record: dict[str, Any], config: dict[str, Any], protocol: dict[str,
             f"crop {crop}, batch {data.get('batch_size')} labeled + {data.get('unlabeled_batch_size')} unlabeled, "
             f"{protocol['iterations']} steps, evaluation {(protocol['eval'] or {}).get('mode')} on "
             f"{record.get('val')} val images{_resolution(protocol.get('val_sizes'))}, "
-            f"{record.get('device', '?')} x {record.get('cpu_threads', '?')} threads"
+            f"{machine_of(record)}, step {dtype_name(numerics['amp'])}, teachers {dtype_name(numerics['teacher_amp'])}, "
+            f"evaluation {dtype_name(numerics['eval_amp'])}"
             + (f", demo data made with {protocol['data']}" if "data" in protocol else ""))
 
 
@@ -178,6 +201,7 @@ def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str
     for row, (record, config), val_sizes in zip(rows, described, sizes):
         protocol = protocol_of(record, config, val_sizes)
         row["protocol"] = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:6]
+        row["protocol_fields"] = protocol
         row["setup"] = setup_of(record, config, protocol)
     return _separate_protocols(pd.DataFrame(rows)), skipped
 

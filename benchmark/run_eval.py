@@ -1,11 +1,12 @@
 """``python -m benchmark eval RUN_DIR``: evaluate a finished run's network again, on its val list or another.
 
 The run's own configuration (config.yaml) decides the network, the data set's label handling, the
-evaluation protocol and the numerics unless told otherwise; the checkpoint is the last (``checkpoint.pt``)
-or the best evaluation's (``best.pt``). The result is written beside the run's record as
-``evals/<list sha256[:12]>-<checkpoint>-<mode>.json`` with its per-image counts (``.npz``, as the
-record's ``per_image.npz``), so that evaluations on other lists (a held-out test set, another data root)
-never overwrite each other or the record.
+evaluation protocol and the numerics unless told otherwise (``--mode``; ``--set trainer.KEY=VALUE`` for
+the device and numerics, e.g. ``trainer.eval_amp=off`` against ``bf16`` to check that both agree); the
+checkpoint is the last (``checkpoint.pt``) or the best evaluation's (``best.pt``). The result is written
+beside the run's record as ``evals/<list sha256[:12]>-<checkpoint>-<mode>-<dtype>.json`` with its per-image
+counts (``.npz``, as the record's ``per_image.npz``), so that evaluations on other lists (a held-out test
+set, another data root) or in other numerics never overwrite each other or the record.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from benchmark import config as config_module
+from benchmark import settings
 from benchmark import method as registry
 from benchmark.atomic import write_atomic, write_text
 from benchmark.checkpoint import read_networks
@@ -26,7 +29,7 @@ from benchmark.data import roots, splits
 from benchmark.data.datasets import PairReader, ValSet
 from benchmark.errors import UserError
 from benchmark.evaluate import Evaluator, Protocol
-from benchmark.records import read_record
+from benchmark.records import environment, read_record
 from benchmark.step import Numerics, build_method, pick_device, unwrap
 
 CHECKPOINTS = {"last": "checkpoint.pt", "best": "best.pt"}
@@ -42,8 +45,21 @@ def _resolved(folder: Path, record: dict[str, Any], method_cls: type) -> config_
                                   sources)
 
 
+def _trainer_overrides(trainer: config_module.TrainerConfig, overrides: list[str]) -> config_module.TrainerConfig:
+    """The run's trainer settings with ``--set trainer.KEY=VALUE`` overrides; other sections are the run's."""
+    data = settings.to_dict(trainer)
+    for text in overrides:
+        override = config_module.parse_override(text)
+        if set(override) != {"trainer"} or not isinstance(override["trainer"], dict):
+            raise UserError(f"eval --set {text!r}: only trainer settings (device and numerics, e.g. "
+                            "trainer.eval_amp=off) can change; the network, data and protocol are the run's "
+                            "(--mode, --list and --data-root choose the evaluation)")
+        data = settings.merge(data, override["trainer"])
+    return settings.build(config_module.TrainerConfig, data, "trainer.")
+
+
 def evaluate_run(folder: Path, which: str = "last", list_file: Path | None = None, data_root: str | None = None,
-                 mode: str | None = None) -> tuple[dict[str, Any], Path]:
+                 mode: str | None = None, overrides: list[str] | None = None) -> tuple[dict[str, Any], Path]:
     """Evaluate the run in ``folder``; returns the result and the path it was written to."""
     folder = Path(folder)
     record = read_record(folder / "record.json")
@@ -56,6 +72,11 @@ def evaluate_run(folder: Path, which: str = "last", list_file: Path | None = Non
     cfg = resolved.run
     if mode:
         cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, mode=mode))
+    if overrides:
+        cfg = dataclasses.replace(cfg, trainer=_trainer_overrides(cfg.trainer, overrides))
+        resolved = dataclasses.replace(resolved, run=cfg)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
     root = roots.resolve(cfg.data.dataset, data_root, cfg.data.root)
     samples = (splits.read_list(list_file, need_mask=True) if list_file
                else splits.load(record["split"]).val)
@@ -82,9 +103,10 @@ def evaluate_run(folder: Path, which: str = "last", list_file: Path | None = Non
     out = {"run": str(folder), "method": record["method"], "split": record["split"], "seed": record.get("seed"),
            "checkpoint": which, "iteration": payload.get("iteration"), "list": str(list_file) if list_file else "val",
            "list_sha256": sha, "images": len(samples), "data_root": str(root), "eval": protocol.as_dict(),
-           "eval_amp": numerics.eval, "miou": result.miou, "iou": result.iou,
+           "eval_amp": numerics.eval, "channels_last": numerics.channels_last, **environment(device),
+           "miou": result.miou, "iou": result.iou,
            "class_names": cfg.data.class_names}
-    base = folder / "evals" / f"{sha[:12]}-{which}-{protocol.mode}"
+    base = folder / "evals" / f"{sha[:12]}-{which}-{protocol.mode}-{config_module.dtype_name(numerics.eval)}"
     arrays = {"images": np.array([image for image, _ in samples]), "last_intersection": result.intersection,
               "last_union": result.union}
     write_atomic(base.with_suffix(".npz"), lambda handle: np.savez_compressed(handle, **arrays))

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from benchmark import distributed
+from benchmark import distributed, hardware
 from benchmark.config import Resolved, RunConfig, TrainerConfig, crop_hw
 from benchmark.data.augment import StrongAugment, cutmix_boxes
 from benchmark.data.batch import Batch
@@ -58,7 +58,12 @@ def unwrap(module: nn.Module) -> nn.Module:
 @dataclass(frozen=True)
 class Numerics:
     """Autocast dtypes and memory format of a run, as resolved for its device: ``amp`` for the training
-    step, ``teacher`` for its no-grad passes (teachers, pseudo labels), ``eval`` for evaluation."""
+    step, ``teacher`` for its no-grad passes (teachers, pseudo labels), ``eval`` for evaluation.
+
+    'auto' resolves by device: bf16 on CUDA; on a CPU the training step and teachers run float32 and
+    evaluation runs bf16 only where the CPU computes bf16 natively (``hardware.bf16_native``), float32
+    elsewhere. The run's configuration keeps 'auto' (its digest does not depend on the machine); the
+    record keeps what it resolved to."""
 
     amp: str
     channels_last: bool
@@ -70,7 +75,10 @@ class Numerics:
         cuda = device.type == "cuda"
         amp = ("bf16" if cuda else "off") if trainer.amp == "auto" else trainer.amp
         teacher = amp if trainer.teacher_amp == "auto" else trainer.teacher_amp
-        evaluation = (amp if cuda else "bf16") if trainer.eval_amp == "auto" else trainer.eval_amp
+        if trainer.eval_amp != "auto":
+            evaluation = trainer.eval_amp
+        else:
+            evaluation = amp if cuda else ("bf16" if hardware.bf16_native() else "off")
         for key, value in (("amp", amp), ("teacher_amp", teacher), ("eval_amp", evaluation)):
             if value == "fp16" and not cuda:
                 raise UserError(f"trainer.{key} = fp16 needs CUDA; use bf16 (CPU autocast) or off")
@@ -169,6 +177,8 @@ class Stepper:
         self.scaler = torch.amp.GradScaler(device.type, enabled=numerics.amp == "fp16")
         self.phase: Callable[[str], contextlib.AbstractContextManager] = _untimed
         """Wraps each phase of a step ('hooks', 'data', 'step', 'backward', 'optimizer'): ``bench`` times them."""
+        self.nonfinite: list[str] = []
+        """What was not finite in the last step: its logged values, else (with ``rollback``) its tensors."""
 
     def __call__(self, next_batch: Callable[[torch.device, bool], Batch],
                  iteration: int) -> tuple[dict[str, float], bool]:
@@ -206,8 +216,10 @@ class Stepper:
         if finite:
             with self.phase("hooks"):
                 self.method.after_step(step)
-        if saved is not None and finite and nonfinite_tensors(self.method.state_dict()):
-            finite = False
+        self.nonfinite = [key for key, value in totals.items() if not math.isfinite(value)]
+        if saved is not None and finite:
+            self.nonfinite = nonfinite_tensors(self.method.state_dict())
+            finite = not self.nonfinite
         if saved is not None and not finite:
             self._restore(saved)
         return totals, finite

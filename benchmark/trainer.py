@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +44,12 @@ from benchmark.step import (Numerics, Stepper, build_method, build_optimizers, l
                             unwrap)
 
 
+MAX_SKIPPED_IN_A_ROW = 3
+"""Non-finite steps in a row that ``trainer.on_nonfinite=skip`` skips; one more stops the run."""
+MAX_SKIPPED_SHARE = 0.05
+"""Share of the schedule's steps that ``skip`` skips in all (at least ``MAX_SKIPPED_IN_A_ROW``)."""
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -63,6 +70,8 @@ class RunState:
     wall_seconds: float = 0.0
     skipped_steps: int = 0
     """Non-finite steps skipped (``trainer.on_nonfinite=skip``)."""
+    skipped_in_a_row: int = 0
+    """Non-finite steps skipped since the last finite one."""
     sums: dict[str, float] = field(default_factory=dict)
     """Logged values summed over the finite steps since the last evaluation."""
     count: int = 0
@@ -170,12 +179,13 @@ class Trainer:
                 parts, finite = stepper(streams.next, iteration)
                 state.train_seconds += time.perf_counter() - started
                 if finite:
+                    state.skipped_in_a_row = 0
                     for key, value in parts.items():
                         state.sums[key] = state.sums.get(key, 0.0) + value
                     state.count += 1
                     self.scalars.step(iteration + 1, parts, lr)
                 else:
-                    self._nonfinite(iteration, parts, state)
+                    self._nonfinite(iteration, parts, stepper.nonfinite, state)
                 state.iteration = iteration + 1
                 progress.update(state.iteration, parts)
                 if state.iteration % cfg.schedule.eval_every == 0 or state.iteration == total:
@@ -202,16 +212,31 @@ class Trainer:
             self.wrapped_names.append(name)
         return wrapped
 
-    def _nonfinite(self, iteration: int, parts: dict[str, float], state: RunState) -> None:
+    def _nonfinite(self, iteration: int, parts: dict[str, float], tensors: list[str], state: RunState) -> None:
+        """Skip a non-finite step (``on_nonfinite=skip``) while few are skipped, else stop the run, naming
+        the step, what was not finite and what to lower; the last checkpoint (all finite) stays."""
         listing = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
-        if self.cfg.trainer.on_nonfinite == "skip":
-            state.skipped_steps += 1
-            self.log(f"iteration {iteration}: non-finite loss ({listing}); step skipped")
-            return
+        named = ", ".join(tensors[:8]) + (f" and {len(tensors) - 8} more" if len(tensors) > 8 else "")
+        what = f"non-finite loss ({listing})" if not math.isfinite(parts.get("loss", 0.0)) else (
+            f"finite loss ({listing}) but non-finite tensors after the step: {named}")
         kept = (f"the last good checkpoint ({self.paths.checkpoint}) is kept" if self.paths.checkpoint.exists()
                 else "no checkpoint had been written yet")
+        lower = f"Lower optim.lr (now {self.cfg.optim.lr:g})" + (
+            f" or run the step in float32 (trainer.amp=off, now {self.numerics.amp})" if self.numerics.amp != "off" else "")
+        if self.cfg.trainer.on_nonfinite == "skip":
+            state.skipped_steps += 1
+            state.skipped_in_a_row += 1
+            allowed = max(MAX_SKIPPED_IN_A_ROW, int(MAX_SKIPPED_SHARE * self.cfg.schedule.iters))
+            if state.skipped_in_a_row <= MAX_SKIPPED_IN_A_ROW and state.skipped_steps <= allowed:
+                self.log(f"iteration {iteration}: {what}; step skipped")
+                return
+            raise UserError(f"iteration {iteration}: {what}. {state.skipped_in_a_row} steps in a row and "
+                            f"{state.skipped_steps} in all were skipped as non-finite, more than "
+                            f"trainer.on_nonfinite=skip allows ({MAX_SKIPPED_IN_A_ROW} in a row, {allowed} in all: "
+                            f"{MAX_SKIPPED_SHARE:.0%} of the schedule's {self.cfg.schedule.iters} steps, at least "
+                            f"{MAX_SKIPPED_IN_A_ROW}); the training diverged. The run stopped; {kept}. {lower}.")
         raise UserError(f"non-finite loss at iteration {iteration}: {listing}. The run stopped; {kept}. "
-                        "Lower optim.lr, or set trainer.on_nonfinite=skip to skip such steps")
+                        f"{lower}, or set trainer.on_nonfinite=skip to skip such steps")
 
     def _evaluate(self, method: Method, evaluator: Evaluator, state: RunState, lr: float,
                   progress: Progress) -> None:

@@ -135,6 +135,22 @@ def test_a_nonfinite_loss_stops_with_its_parts_named_or_is_skipped(env, capsys, 
     assert record["skipped_steps"] == 1 and record["status"] == "finished"
 
 
+def test_a_run_whose_steps_are_nearly_all_skipped_stops_and_keeps_its_last_finite_checkpoint(env, capsys) -> None:
+    from benchmark.step import nonfinite_tensors
+    from benchmark.trainer import MAX_SKIPPED_IN_A_ROW
+
+    message = fails(capsys, *tiny_run("--set", "schedule.iters=8", "--set", "optim.lr=1e12",
+                                      "--set", "trainer.on_nonfinite=skip"))
+    skipped = MAX_SKIPPED_IN_A_ROW + 1
+    assert f"iteration {skipped}: " in message and f"{skipped} steps in a row and {skipped} in all" in message
+    assert "non-finite" in message and "Lower optim.lr (now 1e+12)" in message and "is kept" in message
+    paths = RunPaths.of("demo", "demo_1_4", "supervised", 0)
+    record = json.loads(paths.record.read_text())
+    assert record["status"] == "running" and record["skipped_steps"] == MAX_SKIPPED_IN_A_ROW
+    saved = torch.load(paths.checkpoint, weights_only=True)
+    assert saved["iteration"] == skipped and nonfinite_tensors(saved["networks"]) == []
+
+
 def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch) -> None:
     path = tmp_path / "record.json"
     atomic.write_json(path, {"miou": 0.5})

@@ -66,10 +66,22 @@ def test_vary_takes_values_with_commas_separated_by_semicolons() -> None:
     assert [m["pixels_per_batch"] for m in result["methods"]] == [4 * 48 * 64, 4 * 32 * 32]
 
 
-def test_the_json_names_the_device_versions_commit_and_numerics(measured) -> None:
-    for key in ("device", "torch", "git_commit", "numerics", "methods", "preset"):
+def test_the_json_names_the_device_cpu_versions_commit_and_numerics(measured) -> None:
+    from benchmark import hardware
+
+    for key in ("device", "torch", "git_commit", "numerics", "methods", "preset", "cpu_model", "cpu_capability"):
         assert key in measured
-    assert measured["numerics"]["supervised"] == {"amp": "off", "channels_last": True, "teacher": "off", "eval": "bf16"}
+    auto = "bf16" if hardware.bf16_native() else "off"
+    assert measured["bf16_native"] is hardware.cpu_info().bf16_native
+    assert measured["numerics"]["supervised"] == {"amp": "off", "channels_last": True, "teacher": "off", "eval": auto}
+
+
+def test_evaluation_forwards_are_measured_in_both_numerics_side_by_side(measured) -> None:
+    forwards = measured["eval_forwards"]
+    assert forwards["resolved"] == measured["numerics"]["supervised"]["eval"]
+    assert forwards["batch"] == 8 and forwards["size"] == [48, 48]
+    assert all(len(times) == 3 for times in forwards["times_ms"].values())  # the warm-up round left out
+    assert forwards["bf16_over_float32"] == pytest.approx(forwards["ms"]["bf16"] / forwards["ms"]["off"])
 
 
 def test_bench_with_a_split_measures_the_loader_and_the_evaluation(env, tmp_path, capsys) -> None:
@@ -80,11 +92,14 @@ def test_bench_with_a_split_measures_the_loader_and_the_evaluation(env, tmp_path
     result = json.loads(written[0].read_text())
     assert result["loader"]["images_per_second"] > 0 and result["loader"]["images_per_batch"] == 12
     modes = ("original", "center_crop", "sliding_window")
-    assert set(result["evaluation"]["modes"]) == {*modes, *(f"{m} (eval_amp=off)" for m in modes)}
-    assert result["evaluation"]["modes"]["original"]["eval_amp"] == "bf16"
-    assert 0 < result["evaluation"]["modes"]["original"]["forward_share"] <= 1
+    assert set(result["evaluation"]["modes"]) == {f"{m} {dtype}" for m in modes for dtype in ("float32", "bf16")}
+    resolved = [row for row in result["evaluation"]["modes"].values() if row["resolved"]]
+    assert len(resolved) == 3 and {row["eval_amp"] for row in resolved} == {result["eval_forwards"]["resolved"]}
+    assert result["evaluation"]["modes"]["original bf16"]["eval_amp"] == "bf16"
+    assert 0 < result["evaluation"]["modes"]["original float32"]["forward_share"] <= 1
     assert result["evaluation"]["sliding_window_over_forwards"] >= 1
     assert result["methods"][0]["loader_ratio"] > 0
     out = capsys.readouterr().out
+    assert out.startswith("CPU: ") and "torch CPU capability" in out.splitlines()[0]
     assert "the loader alone" in out and "sliding window" in out
     assert splits.load("demo_1_4")  # the split is untouched

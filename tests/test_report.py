@@ -65,8 +65,9 @@ def test_published_numbers_and_unavailable_cells(tmp_path: Path, monkeypatch) ->
 
 def full_record(root: Path, split: str, method: str, seed: int, intersection, union, crop: int = 96,
                 best_gap: float = 0.0, last_step: int = 100, labeled: int = 128, fraction: float = 0.0625,
-                generated: dict | None = None) -> None:
-    """A finished demo record with config.yaml, metrics.jsonl and per_image.npz (its mIoU from the counts)."""
+                generated: dict | None = None, extra: dict | None = None) -> None:
+    """A finished demo record with config.yaml, metrics.jsonl and per_image.npz (its mIoU from the counts);
+    ``extra`` fields are added to the record."""
     import numpy as np
 
     from benchmark import stats
@@ -79,7 +80,7 @@ def full_record(root: Path, split: str, method: str, seed: int, intersection, un
                 tag=tag, root=root)
     record = json.loads(paths.record.read_text())
     record.update({"iterations": 100, "class_names": ["a", "b", "c"], "last_iou": [0.5, 0.5, 0.5],
-                   "eval": {"mode": "original"}, "split_sha256": "s", "generated_data": generated})
+                   "eval": {"mode": "original"}, "split_sha256": "s", "generated_data": generated, **(extra or {})})
     paths.record.write_text(json.dumps(record))
     paths.config.write_text(f"data:\n  crop_size: {crop}\nmodel:\n  backbone: efficientnet_lite0\n")
     lines = [{"iteration": step, "miou": last * step / last_step, "losses": {"loss": 1 / step}}
@@ -140,11 +141,32 @@ def test_protocol_checks_name_the_cells_and_mixed_protocols_are_never_averaged(t
     assert len(lines) == 6
     assert lines[0].startswith("fewer than 3 seeds") and "fixmatch on demo_1_8 (local) (n=1)" in lines[0]
     assert "supervised+short" not in lines[0] and lines[0].endswith("; 2 of the 2 tagged-variant cells")
-    assert "differ in protocol" in lines[1] and "supervised [" in lines[1]
+    assert "differ in protocol" in lines[1] and lines[1].endswith("supervised on demo_1_16 (local) (crop)")
     assert lines[2].startswith("supervised (local) is not ordered by labeled count")
     assert lines[3].startswith("supervised+short (local) is not ordered by labeled count: demo_1_16 ")
     assert "peaked early" in lines[4] and "fixmatch on demo_1_8 (local) seed 0 (2.5)" in lines[4]
     assert "not at the final step" in lines[5] and "unimatch on demo_1_8 (local) seed 0 (last at 80 of 100)" in lines[5]
+
+
+def test_runs_whose_resolved_numerics_differ_are_never_averaged_and_the_check_names_numerics(tmp_path: Path) -> None:
+    from benchmark.checks import protocol_checks
+
+    bf16 = {"amp": "off", "teacher_amp": "off", "eval_amp": "bf16", "channels_last": True, "cpu_model": "Some CPU",
+            "cpu_cores": 2, "cpu_capability": "AVX512", "bf16_native": True}
+    float32 = {**bf16, "eval_amp": "off", "cpu_capability": "AVX2", "bf16_native": False}
+    full_record(tmp_path, "demo_1_16", "fixmatch", 0, *made_up(0, 0.6), extra=bf16)
+    full_record(tmp_path, "demo_1_16", "fixmatch", 1, *made_up(1, 0.6), extra=float32)
+    full_record(tmp_path, "demo_1_16", "fixmatch", 2, *made_up(2, 0.6), extra={"amp": "off", "channels_last": True})
+    runs, _ = report.load_runs(tmp_path)
+    summary = report.summarise(runs)
+    assert len(summary) == 2 and sorted(summary["seeds"]) == [1, 2]  # a record older than eval_amp evaluated float32
+    lines = protocol_checks(runs, summary)["demo"]
+    assert any(line.endswith("never averaged: fixmatch on demo_1_16 (local) (numerics)") for line in lines)
+    setups = dict(zip(runs["seed"], runs["setup"]))
+    assert "Some CPU (2 cores, AVX512, bf16 native) x " in setups[0]
+    assert "step float32, teachers float32, evaluation bf16" in setups[0]
+    assert "Some CPU (2 cores, AVX2, bf16 not native)" in setups[1] and "evaluation float32" in setups[1]
+    assert "CPU not recorded" in setups[2] and "evaluation float32" in setups[2]
 
 
 def test_runs_on_demo_data_made_with_other_options_are_never_averaged_with_the_default_data(tmp_path: Path) -> None:
@@ -173,13 +195,14 @@ def test_runs_on_demo_data_made_with_other_options_are_never_averaged_with_the_d
 
 
 def test_the_setup_states_the_resolution_of_the_val_images() -> None:
-    protocol = {"crop": 96, "iterations": 100, "eval": {"mode": "original"}, "backbone": "efficientnet_lite0"}
+    protocol = {"crop": 96, "iterations": 100, "eval": {"mode": "original"}, "backbone": "efficientnet_lite0",
+                "numerics": report.numerics_of({})}
     base = {"preset": "demo", "val": 320, "device": "cpu", "cpu_threads": 2}
     one = report.setup_of(base, {}, {**protocol, "val_sizes": {"112x112": 320}})
-    assert "evaluation original on 320 val images of 112x112, cpu x 2 threads" in one
+    assert "evaluation original on 320 val images of 112x112, CPU not recorded x 2 threads" in one
     mixed = {"500x375": 900, "375x500": 300, "other": 249}
-    assert "val images of mixed sizes (most 500x375), cpu" in report.setup_of(base, {}, {**protocol, "val_sizes": mixed})
-    assert "on 320 val images, cpu" in report.setup_of(base, {}, protocol)  # no record of these images holds sizes
+    assert "val images of mixed sizes (most 500x375), CPU" in report.setup_of(base, {}, {**protocol, "val_sizes": mixed})
+    assert "on 320 val images, CPU" in report.setup_of(base, {}, protocol)  # no record of these images holds sizes
 
 
 def test_runs_evaluated_at_two_resolutions_are_never_averaged(tmp_path: Path) -> None:

@@ -127,15 +127,37 @@ def test_the_harness_never_imports_from_the_methods_package() -> None:
     assert offenders == []
 
 
-def test_numerics_resolve_evaluation_to_bf16_on_cpu_and_refuse_fp16_there() -> None:
+def test_auto_numerics_follow_the_cpu_bf16_answer_and_fp16_is_refused_on_cpu(monkeypatch) -> None:
+    from benchmark import hardware
     from benchmark.config import TrainerConfig
     from benchmark.errors import UserError
 
-    assert Numerics.resolve(TrainerConfig(), CPU) == Numerics("off", True, teacher="off", eval="bf16")
-    assert Numerics.resolve(TrainerConfig(amp="bf16", eval_amp="off", channels_last="off"), CPU) == \
-        Numerics("bf16", False, teacher="bf16", eval="off")
+    for native, evaluation in ((True, "bf16"), (False, "off")):
+        monkeypatch.setattr(hardware, "bf16_native", lambda native=native: native)
+        assert Numerics.resolve(TrainerConfig(), CPU) == Numerics("off", True, teacher="off", eval=evaluation)
+        assert Numerics.resolve(TrainerConfig(), torch.device("cuda", 0)) == Numerics("bf16", True, "bf16", "bf16")
+        assert Numerics.resolve(TrainerConfig(amp="bf16", eval_amp="bf16", channels_last="off"), CPU) == \
+            Numerics("bf16", False, teacher="bf16", eval="bf16")  # what is asked for is what runs
     with pytest.raises(UserError, match="teacher_amp = fp16 needs CUDA"):
         Numerics.resolve(TrainerConfig(teacher_amp="fp16"), CPU)
+
+
+def test_bf16_is_native_only_where_onednn_supports_it_and_an_x86_cpu_has_bf16_instructions(monkeypatch) -> None:
+    from benchmark import hardware
+
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")
+    cases = [(False, "fpu avx2 avx512f avx512_bf16", False),  # oneDNN says no: never native
+             (True, "fpu avx2 avx512f avx512bw", False),  # AVX-512 without bf16 instructions: emulated
+             (True, "fpu avx2 avx512f avx512_bf16", True), (True, "fpu avx2 amx_bf16", True)]
+    for onednn, flags, native in cases:
+        monkeypatch.setattr(hardware, "_onednn_bf16", lambda onednn=onednn: onednn)
+        monkeypatch.setattr(hardware, "_cpuinfo", lambda flags=flags: {"model name": "Some CPU", "flags": flags})
+        assert hardware.bf16_native() is native, flags
+    monkeypatch.setattr(hardware, "_cpuinfo", lambda: {})  # flags unreadable: torch's answer decides
+    assert hardware.bf16_native() is True
+    info = hardware.cpu_info()
+    assert info.cores >= 1 and info.capability == torch.backends.cpu.get_cpu_capability() and info.model
+    assert set(info.as_dict()) == {"cpu_model", "cpu_cores", "cpu_capability", "bf16_native", "cpu_limits"}
 
 
 class Probe(torch.nn.Module):

@@ -121,6 +121,27 @@ def test_bf16_autocast_and_channels_last_train_on_cpu(env, tiny_config) -> None:
     assert rec["amp"] == "bf16" and rec["channels_last"] is True and rec["last_miou"] is not None
 
 
+def test_auto_numerics_resolve_per_cpu_in_the_record_while_the_config_digest_stays(env, tiny_config,
+                                                                                   monkeypatch) -> None:
+    from benchmark import hardware
+
+    records = {}
+    for native in (True, False):
+        monkeypatch.setattr(hardware, "bf16_native", lambda native=native: native)
+        tag = f"native{int(native)}"
+        assert run("--method", "supervised", "--split", "demo_1_4", "--config", str(tiny_config), "--tag", tag) == 0
+        records[native] = record("demo", "demo_1_4", "supervised", tag=tag)
+    assert records[True]["eval_amp"] == "bf16" and records[False]["eval_amp"] == "off"
+    assert records[True]["config_digest"] == records[False]["config_digest"]
+    config = (RunPaths.of("demo", "demo_1_4", "supervised", 0, "native0").config.read_text())
+    assert "eval_amp: auto" in config  # the configuration keeps the setting, the record its resolution
+    cpu = hardware.cpu_info()
+    rec = records[False]
+    assert (rec["cpu_model"], rec["cpu_cores"], rec["cpu_capability"], rec["bf16_native"]) == \
+        (cpu.model, cpu.cores, cpu.capability, cpu.bf16_native)
+    assert rec["device_name"] == cpu.model
+
+
 def test_gradient_accumulation_consumes_micro_batches(env, tiny_config) -> None:
     assert run("--method", "supervised", "--split", "demo_1_4", "--config", str(tiny_config),
                "--set", "schedule.accumulate=2", "--set", "optim.lr_batch_rule=linear", "--tag", "acc") == 0
