@@ -503,7 +503,7 @@ class DataBench:
         against the bare forwards of its windows."""
         from torch.utils.data import Subset
 
-        from benchmark.data.pipeline import val_dataset
+        from benchmark.data.pipeline import eval_dataset
         from benchmark.evaluate import Evaluator, Protocol, sliding_window
         from benchmark.models import build_model
 
@@ -514,7 +514,7 @@ class DataBench:
         if numerics.channels_last:
             network = network.to(memory_format=torch.channels_last)
         timed = _TimedNetwork(network, device)
-        val = val_dataset(self.split, self.root, cfg.data)
+        val = eval_dataset(self.split.val, self.root, cfg.data)
         subset = Subset(val, range(min(self.images, len(val))))
         protocols = {mode: Protocol.from_config(dataclasses.replace(cfg.eval, mode=mode), crop_hw(cfg.data))
                      for mode in ("original", "center_crop", "sliding_window")}

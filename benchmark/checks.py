@@ -4,7 +4,8 @@ Checks (per data set, on the runs ``report`` loaded): cells with fewer than thre
 main methods, counted for tagged variants, which are mostly one-seed probes); cells whose runs differ in
 protocol (crop, schedule, evaluation, backbone, weights, split files, generated data, resolved
 numerics), named with what differs, which are reported as separate rows and never averaged; a
-supervised row, main or tagged, whose mean does not rise with the labeled count; runs whose best evaluation beats their last by more than 1 mIoU (they peaked early); runs
+supervised row, main or tagged, whose mean does not rise with the labeled count; runs whose best
+evaluation on val beats their last by more than 1 mIoU (they peaked early; val, since val selects); runs
 whose last evaluation is not at their final step.
 """
 
@@ -71,10 +72,10 @@ def protocol_checks(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, list
             if any(later <= earlier for earlier, later in zip(means, means[1:])):
                 order = ", ".join(f"{r.split} {r.last_mean:.2f}" for r in rows.sort_values("labeled").itertuples())
                 lines.append(f"{label} ({source}) is not ordered by labeled count: {order}")
-        peaked = [_cell(r) + f" seed {r.seed} ({r.best - r.last:.1f})" for r in mine.itertuples()
-                  if r.best - r.last > PEAK_GAP]
+        peaked = [_cell(r) + f" seed {r.seed} ({r.val_best - r.val_last:.1f})" for r in mine.itertuples()
+                  if r.val_best - r.val_last > PEAK_GAP]
         if peaked:
-            lines.append(f"best minus last above {PEAK_GAP:g} mIoU (the run peaked early): {_listing(peaked)}")
+            lines.append(f"best minus last on val above {PEAK_GAP:g} mIoU (the run peaked early): {_listing(peaked)}")
         unfinished = [_cell(r) + f" seed {r.seed} (last at {r.last_iteration:g} of {r.iterations:g})"
                       for r in mine.itertuples()
                       if pd.notna(r.last_iteration) and pd.notna(r.iterations) and r.last_iteration != r.iterations]

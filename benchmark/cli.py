@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rich.console import Console
@@ -126,8 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if record and record.get("status") == "finished":
             _refuse_other_configuration(paths, resolved, record)
             if dist.is_main:
-                console.print(f"already finished: {paths.folder} (last mIoU {100 * record['last_miou']:.2f}, "
-                              f"best {100 * record['best_miou']:.2f}); --fresh to train again")
+                console.print(f"already finished: {paths.folder} ({_scores(record)}); --fresh to train again",
+                              highlight=False, soft_wrap=True)
             return 0
         with RunLock(paths.lock) if dist.is_main else _NoLock():
             if dist.is_main:
@@ -143,11 +144,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         distributed.teardown()
     if dist.is_main:
-        console.print(f"[bold]{method_cls.name}[/] on {split.name} seed {resolved.run.seed}: "
-                      f"last mIoU {100 * record['last_miou']:.2f}, best {100 * record['best_miou']:.2f} "
-                      f"(iteration {record['best_iteration']}), {record['train_seconds']:.0f} s")
+        console.print(f"[bold]{method_cls.name}[/] on {split.name} seed {resolved.run.seed}: {_scores(record)}, "
+                      f"{record['train_seconds']:.0f} s", highlight=False, soft_wrap=True)
         console.print(f"record: {paths.record}")
     return 0
+
+
+def _scores(record: dict[str, Any]) -> str:
+    """A record's mIoU in words: on val (last, best and when), and on test where the split has one."""
+    text = (f"val mIoU last {100 * record['last_miou']:.2f}, best {100 * record['best_miou']:.2f} "
+            f"(iteration {record['best_iteration']})")
+    test = record.get("test")
+    if test:
+        text += (f"; test ({test['images']} images) last {100 * test['last_miou']:.2f}, best-on-val "
+                 f"{100 * test['best_miou']:.2f}")
+    return text
 
 
 class _NoLock:
@@ -214,15 +225,16 @@ def cmd_datasets_list(args: argparse.Namespace) -> int:
     from benchmark.data import custom
 
     table = Table(title="data sets")
-    for column in ("data set", "classes", "preset", "layout under the root"):
+    for column in ("data set", "classes", "preset", "layout under the root", "test set"):
         table.add_column(column)
     for name, layout in layouts.LAYOUTS.items():
         data = config_module.load_preset(name).get("data", {}) if name in config_module.presets() else {}
-        table.add_row(name, str(data.get("num_classes", "")), name if data else "", layout)
+        table.add_row(name, str(data.get("num_classes", "")), name if data else "", layout, layouts.test_set(name))
     for name in custom.registered():
         dataset = custom.find(name)
         table.add_row(name, f"{len(dataset.spec.classes)} ({dataset.spec.mask_format} masks)",
-                      f"derived from {dataset.spec.base_preset}", f"{dataset.layout()}; root {dataset.root}")
+                      f"derived from {dataset.spec.base_preset}", f"{dataset.layout()}; root {dataset.root}",
+                      layouts.test_set(name))
     console.print(table)
     return 0
 
@@ -235,8 +247,9 @@ def cmd_datasets_add(args: argparse.Namespace) -> int:
     line = f"registered {name} ({len(dataset.spec.classes)} classes) as {target}"
     if dataset.root is not None:
         root = roots.resolve(name, None, None)
-        pool, val, _ = layouts.pool_and_val(name, root)
-        line += f"; {len(pool)} training and {len(val)} val images under {root}"
+        found = layouts.pools(name, root)
+        line += (f"; {len(found.pool)} training, {len(found.val)} val and {len(found.test)} test images "
+                 f"under {root}")
     console.print(line + f". Next: python -m benchmark splits make --dataset {name} --ratios 1/8,1/4",
                   highlight=False, soft_wrap=True)
     return 0
@@ -263,7 +276,8 @@ def cmd_datasets_demo(args: argparse.Namespace) -> int:
 
 def cmd_splits_make(args: argparse.Namespace) -> int:
     root = roots.resolve(args.dataset, args.root, None)
-    pool, val, val_source = layouts.pool_and_val(args.dataset, root, args.seed)
+    found = layouts.pools(args.dataset, root, args.seed)
+    pool, val, val_source = found.pool, found.val, found.val_source
     texts = [text.strip() for text in args.ratios.split(",")]
     names = {ratio_name(args.dataset, parse_ratio(text)): text for text in texts}
     counts = {name: max(1, round(len(pool) * parse_ratio(text))) for name, text in names.items()}
@@ -276,6 +290,11 @@ def cmd_splits_make(args: argparse.Namespace) -> int:
         status = splits.write_unless_present(args.dataset, name, labeled, unlabeled, provenance, val, args.force)
         console.print(f"{name}: {len(labeled)} labeled, {len(unlabeled)} unlabeled ({status}) -> "
                       f"{splits.splits_root() / args.dataset / name}")
+    if found.test:
+        status = splits.write_test(args.dataset, found.test, {
+            "summary": f"{len(found.test)} images: {found.test_source}", "tool": "benchmark splits make",
+            "made": datetime.now().strftime("%Y-%m-%d")})
+        console.print(f"test: {len(found.test)} images ({status}) -> {splits.splits_root() / args.dataset / splits.TEST}")
     return 0
 
 
@@ -311,7 +330,7 @@ def cmd_splits_check(args: argparse.Namespace) -> int:
     if args.quick:
         problems = check.quick_problems(split, root)
     else:
-        total = len(split.labeled) + len(split.unlabeled) + len(split.val)
+        total = sum(len(samples) for _, samples in split.lists())
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"checking {split.name}", total=total)
             problems = check.full_problems(split, root, data, lambda: progress.advance(task))
@@ -320,8 +339,8 @@ def cmd_splits_check(args: argparse.Namespace) -> int:
         for problem in problems:
             console.print(f"  - {escape(problem)}", highlight=False, soft_wrap=True)
         return 1
-    console.print(f"{split.name}: {len(split.labeled)} labeled, {len(split.unlabeled)} unlabeled, "
-                  f"{len(split.val)} val under {root}: no problems")
+    listing = ", ".join(f"{len(samples)} {kind}" for kind, samples in split.lists())
+    console.print(f"{split.name}: {listing} under {root}: no problems")
     return 0
 
 

@@ -92,7 +92,8 @@ def miou_vs_labels_figure(summary: pd.DataFrame, published: pd.DataFrame, varian
         ax.set_xticks(ticks, [f"{100 * t:.3g}%" for t in ticks])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("labeled share of the training pool")
-        ax.set_ylabel("val mIoU (%), last evaluation")
+        on = " / ".join(sorted(set(block["evaluated_on"]), reverse=True)) if "evaluated_on" in block else "val"
+        ax.set_ylabel(f"{on} mIoU (%), last network")
         ax.set_title(dataset + (" (tagged variants)" if variants else ""))
         ax.grid(alpha=0.3)
         if variants:

@@ -102,6 +102,11 @@ class RunPaths:
         return self.folder / "per_image.npz"
 
     @property
+    def test_per_image(self) -> Path:
+        """Per-image counts of the test evaluations of the last and the best-on-val networks."""
+        return self.folder / "test_per_image.npz"
+
+    @property
     def checkpoint(self) -> Path:
         return self.folder / "checkpoint.pt"
 
@@ -133,15 +138,16 @@ def write_metrics(paths: RunPaths, history: list[dict[str, Any]]) -> None:
     write_text(paths.metrics, "".join(json.dumps(line) + "\n" for line in history))
 
 
-def write_per_image(paths: RunPaths, images: list[str], counts: dict[str, dict[str, Any]]) -> None:
-    """Write ``per_image.npz`` (compressed integers): the val ``images`` in list order and, for the
-    ``last`` and ``best`` evaluation, its iteration and the images x classes intersection and union."""
+def write_per_image(path: Path, images: list[str], counts: dict[str, dict[str, Any]]) -> None:
+    """Write ``path`` (``per_image.npz`` for val, ``test_per_image.npz``; compressed integers): the
+    ``images`` in list order and, for the ``last`` and ``best`` network, the iteration it was evaluated
+    at and the images x classes intersection and union."""
     arrays: dict[str, np.ndarray] = {"images": np.array(images)}
     for which, entry in counts.items():
         arrays[f"{which}_iteration"] = np.array(entry["iteration"])
         arrays[f"{which}_intersection"] = np.asarray(entry["intersection"], dtype=np.int64)
         arrays[f"{which}_union"] = np.asarray(entry["union"], dtype=np.int64)
-    write_atomic(paths.per_image, lambda handle: np.savez_compressed(handle, **arrays))
+    write_atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
 def read_per_image(path: Path) -> dict[str, np.ndarray] | None:

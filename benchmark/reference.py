@@ -20,10 +20,11 @@ from benchmark.atomic import write_atomic, write_json
 from benchmark.errors import UserError
 from benchmark.records import REFERENCE_ROOT, RunPaths, read_record
 
-COPIED = ("config.yaml", "metrics.jsonl", "per_image.npz", "record.json")
+COPIED = ("config.yaml", "metrics.jsonl", "per_image.npz", "test_per_image.npz", "record.json")
 """What a reference run holds; record.json is written last, so that a half-copied run is never read as
-finished. A record made before per-image counts existed has no per_image.npz: it is copied without."""
-OPTIONAL = ("per_image.npz",)
+finished. A record made before per-image counts existed has no per_image.npz, and a run of a split
+without a test list no test_per_image.npz: they are copied without."""
+OPTIONAL = ("per_image.npz", "test_per_image.npz")
 
 
 def promote(folders: list[Path], replace: bool = False, reference: Path = REFERENCE_ROOT,

@@ -5,9 +5,11 @@ Reads ``runs/**/record.json`` of two results folders: yours (``local``) and the 
 half a run). Runs are grouped by data set, split, method and source (a local run is never averaged with
 a reference run), with mean and standard deviation over seeds of the last and the best evaluation, the
 number of seeds and the labeled count of every split. Runs of one cell made under different protocols are
-never averaged (``checks``). Where the records carry per-image counts, every cell has a 95 % bootstrap
-interval over val images and per split the best main method and those not distinguishable from it are
-marked (``stats``); ``--compare A,B`` prints paired differences. Outputs: the terminal tables with the
+never averaged (``checks``). A run of a data set with a test list is reported on test (its last and its
+best-on-val networks, evaluated once at its end), with its val figures beside; other runs on val. Where
+the records carry per-image counts, every cell has a 95 % bootstrap interval over the evaluation images
+and per split the best main method and those not distinguishable from it are marked (``stats``);
+``--compare A,B`` prints paired differences. Outputs: the terminal tables with the
 protocol checks above them, ``summary.{csv,md}`` (``summary.tex`` with ``--latex``), the per-class tables
 ``per_class.{csv,md}``, every run's figures ``per_seed.{csv,md}``, and the figures ``miou_vs_labels``,
 ``miou_vs_labels_variants``, ``curves_<dataset>`` and ``losses_<dataset>`` (``.png`` and ``.svg``).
@@ -72,16 +74,32 @@ def protocol_of(record: dict[str, Any], config: dict[str, Any],
                 val_sizes: dict[str, int] | None = None) -> dict[str, Any]:
     """What must be equal for two runs to be averaged: crop, schedule, evaluation, backbone, weights,
     split files, the val images' sizes (``val_sizes``: a data set and its half-size copy are two
-    protocols), the resolved numerics and, for demo data generated with other options, those options
-    (the method and its parameters are the cell's own)."""
+    protocols), the resolved numerics, the test list (a run reported on test is never averaged with one
+    reported on val) and, for demo data generated with other options, those options (the method and its
+    parameters are the cell's own)."""
     data, model = config.get("data") or {}, config.get("model") or {}
     protocol = {"crop": data.get("crop_size"), "iterations": record.get("iterations"), "eval": record.get("eval"),
                 "backbone": model.get("backbone"), "weights": (record.get("weights") or {}).get("sha256"),
-                "split_sha256": record.get("split_sha256"), "val_sizes": val_sizes, "numerics": numerics_of(record)}
+                "split_sha256": record.get("split_sha256"), "val_sizes": val_sizes, "numerics": numerics_of(record),
+                "test": (test_of(record) or {}).get("sha256")}
     variant = demo.variant(record.get("generated_data")) if record.get("dataset") == "demo" else None
     if variant:
         protocol["data"] = variant
     return protocol
+
+
+def test_of(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's test evaluations (last and best-on-val networks), None for a run without a test list."""
+    test = record.get("test")
+    return test if isinstance(test, dict) and test.get("last_miou") is not None else None
+
+
+def evaluation_set(record: dict[str, Any], val_sizes: dict[str, int] | None = None) -> str:
+    """What a run is reported on, in words: test (selected on val) or val (of ``val_sizes``)."""
+    test = test_of(record)
+    if test:
+        return f"{test['images']} test images{_resolution(test.get('sizes'))} (selected on {record.get('val')} val images)"
+    return f"{record.get('val')} val images{_resolution(val_sizes)}"
 
 
 def numerics_of(record: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +134,7 @@ def setup_of(record: dict[str, Any], config: dict[str, Any], protocol: dict[str,
     return (f"preset {record.get('preset')}: {protocol['backbone']} DeepLabV3+ ({'ImageNet weights' if weights == 'file' else weights}), "
             f"crop {crop}, batch {data.get('batch_size')} labeled + {data.get('unlabeled_batch_size')} unlabeled, "
             f"{protocol['iterations']} steps, evaluation {(protocol['eval'] or {}).get('mode')} on "
-            f"{record.get('val')} val images{_resolution(protocol.get('val_sizes'))}, "
+            f"{evaluation_set(record, protocol.get('val_sizes'))}, "
             f"{machine_of(record)}, step {dtype_name(numerics['amp'])}, teachers {dtype_name(numerics['teacher_amp'])}, "
             f"evaluation {dtype_name(numerics['eval_amp'])}"
             + (f", demo data made with {protocol['data']}" if "data" in protocol else ""))
@@ -178,23 +196,29 @@ def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str
         if missing:
             skipped.append(f"{path} (lacks {', '.join(missing)})")
             continue
+        test = test_of(record)
         try:
-            scores = 100 * float(record["last_miou"]), 100 * float(record["best_miou"])
+            val_scores = 100 * float(record["last_miou"]), 100 * float(record["best_miou"])
+            scores = (100 * float(test["last_miou"]), 100 * float(test["best_miou"])) if test else val_scores
         except (TypeError, ValueError):
-            skipped.append(f"{path} (last_miou or best_miou is not a number)")
+            skipped.append(f"{path} (a last or best mIoU is not a number)")
             continue
         history = _read_history(path.parent / "metrics.jsonl")
         config = _read_config(path.parent / "config.yaml")
         rows.append({"source": source, "dataset": record["dataset"], "split": record["split"],
                      "method": method_label(record["method"], record.get("tag")), "seed": record["seed"],
                      "labeled": record["labeled"], "fraction": record["labeled_fraction"],
-                     "last": scores[0], "best": scores[1], "seconds": record.get("train_seconds"),
+                     "evaluated_on": "test" if test else "val",
+                     "eval_images": test["images"] if test else record.get("val"),
+                     "last": scores[0], "best": scores[1], "val_last": val_scores[0], "val_best": val_scores[1],
+                     "per_image_file": test.get("per_image") if test else "per_image.npz",
+                     "seconds": record.get("train_seconds"),
                      "memory_mb": record.get("peak_memory_mb"),
                      "backbone": (record.get("weights") or {}).get("source", ""), "preset": record.get("preset"),
                      "folder": str(path.parent),
                      "iterations": record.get("iterations"),
                      "last_iteration": history[-1]["iteration"] if history else None,
-                     "last_iou": record.get("last_iou"), "class_names": record.get("class_names"),
+                     "last_iou": (test or record).get("last_iou"), "class_names": record.get("class_names"),
                      "history": history})
         described.append((record, config))
     sizes = _val_sizes([record for record, _ in described])
@@ -219,37 +243,40 @@ def _separate_protocols(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (over seeds, ddof 1) and count per data set, split, method and source."""
+    """Mean, std (over seeds, ddof 1) and count per data set, split, method and source, on the runs'
+    evaluation set (``evaluated_on``), with the mean val figures beside (the same numbers for runs on val)."""
     if runs.empty:
         return pd.DataFrame()
     grouped = runs.groupby(["dataset", "split", "method", "source"], sort=False)
     table = grouped.agg(labeled=("labeled", "first"), fraction=("fraction", "first"), seeds=("seed", "nunique"),
+                        evaluated_on=("evaluated_on", "first"), eval_images=("eval_images", "first"),
                         last_mean=("last", "mean"), last_std=("last", "std"), best_mean=("best", "mean"),
-                        best_std=("best", "std"), seconds=("seconds", "mean"), memory_mb=("memory_mb", "max"),
-                        protocols=("protocols", "max"))
+                        best_std=("best", "std"), val_last_mean=("val_last", "mean"),
+                        val_best_mean=("val_best", "mean"), seconds=("seconds", "mean"),
+                        memory_mb=("memory_mb", "max"), protocols=("protocols", "max"))
     return table.reset_index().sort_values(["dataset", "fraction", "method", "source"], ignore_index=True)
 
 
 class PerImage:
-    """The per-image counts of the runs' last evaluations (``per_image.npz``), read once each."""
+    """The per-image counts of the runs' last networks on their evaluation set (``per_image.npz`` for val,
+    the record's test file for test), read once each."""
 
     def __init__(self, runs: pd.DataFrame) -> None:
         self.runs = runs
-        self.cache: dict[str, dict[str, np.ndarray] | None] = {}
+        self.cache: dict[Path, dict[str, np.ndarray] | None] = {}
 
-    def read(self, folder: str) -> dict[str, np.ndarray] | None:
-        if folder not in self.cache:
-            data = read_per_image(Path(folder) / "per_image.npz")
-            self.cache[folder] = data if data and "last_intersection" in data else None
-        return self.cache[folder]
+    def read(self, path: Path) -> dict[str, np.ndarray] | None:
+        if path not in self.cache:
+            data = read_per_image(path)
+            self.cache[path] = data if data and "last_intersection" in data else None
+        return self.cache[path]
 
     def cell(self, dataset: str, split: str, method: str, source: str) -> tuple[list, np.ndarray] | None:
-        """(per seed (intersection, union), the val image list) of a cell, or None when a seed lacks the
-        file or the seeds were evaluated on different image lists."""
+        """(per seed (intersection, union), the evaluation image list) of a cell, or None when a seed lacks
+        the file or the seeds were evaluated on different image lists."""
         r = self.runs
-        folders = r[(r["dataset"] == dataset) & (r["split"] == split) & (r["method"] == method)
-                    & (r["source"] == source)]["folder"]
-        data = [self.read(folder) for folder in folders]
+        chosen = r[(r["dataset"] == dataset) & (r["split"] == split) & (r["method"] == method) & (r["source"] == source)]
+        data = [self.read(Path(folder) / str(name)) for folder, name in zip(chosen["folder"], chosen["per_image_file"])]
         if not data or any(d is None for d in data):
             return None
         images = data[0]["images"]
@@ -275,19 +302,17 @@ def attach_intervals(summary: pd.DataFrame, per_image: PerImage, seed: int = 0) 
         if best is not None:
             out.loc[best, "mark"] = "best"
         cells = {i: per_image.cell(row.dataset, row.split, row.method, row.source) for i, row in block.iterrows()}
-        images = next((c[1] for c in cells.values() if c), None)
-        cells = {i: c[0] for i, c in cells.items() if c and np.array_equal(c[1], images)}
-        if not cells:
-            continue
-        weights = stats.resample_weights(len(images), seed=seed)
-        for i, runs in cells.items():
-            interval = stats.cell_interval(runs, weights)
+        cells = {i: c for i, c in cells.items() if c}
+        for i, (runs, images) in cells.items():
+            interval = stats.cell_interval(runs, stats.resample_weights(len(images), seed=seed))
             out.loc[i, ["ci_low", "ci_high"]] = interval.low, interval.high
         if best not in cells:
             continue
+        images = cells[best][1]
+        weights = stats.resample_weights(len(images), seed=seed)
         for i in main:
-            if i != best and i in cells:
-                difference = stats.difference_interval(cells[i], cells[best], weights)
+            if i != best and i in cells and np.array_equal(cells[i][1], images):
+                difference = stats.difference_interval(cells[i][0], cells[best][0], weights)
                 out.loc[i, "vs_best"] = str(difference)
                 out.loc[i, "mark"] = "tied" if difference.contains(0) else ""
     return out
@@ -359,7 +384,8 @@ def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
     behind every mean of the summary."""
     ordered = runs.sort_values(["dataset", "fraction", "method", "source", "seed"], ignore_index=True)
     return ordered.assign(hours=ordered["seconds"] / 3600)[
-        ["dataset", "split", "labeled", "method", "source", "seed", "last", "best", "last_iteration", "hours"]]
+        ["dataset", "split", "labeled", "method", "source", "seed", "evaluated_on", "last", "best", "val_last",
+         "val_best", "last_iteration", "hours"]]
 
 
 def load_published(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:

@@ -17,19 +17,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from benchmark import config as config_module
 from benchmark import settings
 from benchmark import method as registry
-from benchmark.atomic import write_atomic, write_text
+from benchmark.atomic import write_text
 from benchmark.checkpoint import read_networks
 from benchmark.data import roots, splits
-from benchmark.data.datasets import PairReader, ValSet
+from benchmark.data.pipeline import eval_dataset
 from benchmark.errors import UserError
 from benchmark.evaluate import Evaluator, Protocol
-from benchmark.records import environment, read_record
+from benchmark.records import environment, read_record, write_per_image
 from benchmark.step import Numerics, build_method, pick_device, unwrap
 
 CHECKPOINTS = {"last": "checkpoint.pt", "best": "best.pt"}
@@ -77,7 +76,7 @@ def evaluate_run(folder: Path, which: str = "last", list_file: Path | None = Non
         resolved = dataclasses.replace(resolved, run=cfg)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
-    root = roots.resolve(cfg.data.dataset, data_root, cfg.data.root)
+    root = roots.resolve(cfg.data.dataset, data_root, cfg.data.root, complete=list_file is None)
     samples = (splits.read_list(list_file, need_mask=True) if list_file
                else splits.load(record["split"]).val)
     if not samples:
@@ -94,7 +93,7 @@ def evaluate_run(folder: Path, which: str = "last", list_file: Path | None = Non
     except (KeyError, RuntimeError) as error:
         raise UserError(f"{folder / CHECKPOINTS[which]} does not fit the run's networks ({str(error)[:200]})") from None
     protocol = Protocol.from_config(cfg.eval, config_module.crop_hw(cfg.data))
-    evaluator = Evaluator(ValSet(PairReader(root, samples, cfg.data)), protocol, cfg.data.num_classes,
+    evaluator = Evaluator(eval_dataset(samples, root, cfg.data), protocol, cfg.data.num_classes,
                           cfg.data.ignore_index, device, cfg.eval.batch_size, min(cfg.data.workers, 2),
                           numerics.autocast(device, "eval"), numerics.channels_last)
     result = evaluator.run(unwrap(method.eval_model()))
@@ -107,9 +106,9 @@ def evaluate_run(folder: Path, which: str = "last", list_file: Path | None = Non
            "miou": result.miou, "iou": result.iou,
            "class_names": cfg.data.class_names}
     base = folder / "evals" / f"{sha[:12]}-{which}-{protocol.mode}-{config_module.dtype_name(numerics.eval)}"
-    arrays = {"images": np.array([image for image, _ in samples]), "last_intersection": result.intersection,
-              "last_union": result.union}
-    write_atomic(base.with_suffix(".npz"), lambda handle: np.savez_compressed(handle, **arrays))
+    write_per_image(base.with_suffix(".npz"), [image for image, _ in samples],
+                    {"last": {"iteration": payload.get("iteration", -1), "intersection": result.intersection,
+                              "union": result.union}})
     write_text(base.with_suffix(".json"), json.dumps(out, indent=2) + "\n")
     return out, base.with_suffix(".json")
 

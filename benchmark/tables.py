@@ -1,7 +1,9 @@
 """The report's tables: terminal (rich), Markdown, LaTeX (booktabs), the per-class and the per-seed tables.
 
-A cell is the last evaluation's mIoU, mean ± std over seeds (n), its 95 % bootstrap interval over val
-images where the records carry per-image counts, and the best evaluation's mean below. Per split, the
+A cell is the last network's mIoU, mean ± std over seeds (n), its 95 % bootstrap interval over the
+evaluation images where the records carry per-image counts, and the best network's mean below. Every
+table names its evaluation set: test where the data set has a test list (the best network is the best on
+val; the val figures follow in the cell), val elsewhere. Per split, the
 best main method is marked (bold in Markdown and LaTeX) and so is every main method whose paired
 difference to it has an interval containing 0 ("tied": these val images cannot tell them apart).
 """
@@ -55,8 +57,20 @@ def _interval(row: Any) -> str:
     return "" if low is None or math.isnan(low) else f"95% CI [{low:.2f}, {high:.2f}]"
 
 
+def evaluation_of(block: pd.DataFrame) -> str:
+    """The evaluation set(s) of a data set's summary rows, in words, for the statement above its table."""
+    if "evaluated_on" not in block:
+        return "val"
+    kinds = []
+    for (kind, images), _ in block.groupby(["evaluated_on", "eval_images"], sort=True, dropna=False):
+        count = "" if pd.isna(images) else f" ({int(images)} images)"
+        kinds.append(f"test{count}: the last and the best-on-val networks, val beside" if kind == "test"
+                     else f"val{count}")
+    return "; ".join(sorted(kinds, key=lambda text: not text.startswith("test")))
+
+
 def cell_text(row: Any, newline: str, published: str) -> str:
-    """One cell: last mean ± std (n), interval, mark, best, published number."""
+    """One cell: last mean ± std (n), interval, mark, best, the val means (a cell on test), published number."""
     if row is None:
         return ""
     lines = [f"{_fmt(row.last_mean, row.last_std)} (n={row.seeds})"]
@@ -64,7 +78,10 @@ def cell_text(row: Any, newline: str, published: str) -> str:
         lines.append(_interval(row))
     if getattr(row, "mark", ""):
         lines.append(MARKS[row.mark])
-    lines.append(f"best {_fmt(row.best_mean, row.best_std)}")
+    test = getattr(row, "evaluated_on", "val") == "test"
+    lines.append(f"{'best-on-val' if test else 'best'} {_fmt(row.best_mean, row.best_std)}")
+    if test:
+        lines.append(f"val {row.val_last_mean:.2f}, best {row.val_best_mean:.2f}")
     if getattr(row, "published", ""):
         lines.append(published.format(row.published))
     return newline.join(lines)
@@ -72,13 +89,14 @@ def cell_text(row: Any, newline: str, published: str) -> str:
 
 def markdown(summary: pd.DataFrame, checks: dict[str, list[str]] | None = None) -> str:
     """One Markdown table per data set (rows methods, columns splits), its protocol checks above it."""
-    parts = ["# Results\n", "mIoU (%) on the val set: last evaluation mean ± std over seeds (n seeds), its 95 % "
-             "bootstrap interval over val images (where the records carry per-image counts), best evaluation "
-             "below. ▲ top marks the main method of a split with the highest mean, ≈ top a main method whose "
+    parts = ["# Results\n", "mIoU (%) on each data set's evaluation set, named above its table (test where the "
+             "data set has a test list, with val beside; else val): last network mean ± std over seeds (n seeds), "
+             "its 95 % bootstrap interval over the evaluation images (where the records carry per-image counts), "
+             "best network below (on test: the best on val). ▲ top marks the main method of a split with the highest mean, ≈ top a main method whose "
              "paired difference to it has an interval containing 0. Published numbers are the papers' own, with their backbone. Runs: "
              "'reference' = the suite's committed records (results/reference/), 'local' = your own runs.\n"]
     for dataset, all_splits, all_rows in grid(summary):
-        parts.append(f"\n## {dataset}\n\n")
+        parts.append(f"\n## {dataset}\n\nEvaluated on {evaluation_of(summary[summary['dataset'] == dataset])}.\n\n")
         for line in (checks or {}).get(dataset, []):
             parts.append(f"- ⚠ {line}\n")
         for title, splits, rows in headline_and_variants(all_splits, all_rows):
@@ -97,8 +115,9 @@ def terminal(summary: pd.DataFrame, console: Console, checks: dict[str, list[str
         for line in (checks or {}).get(dataset, []):
             console.print(f"[yellow]check {dataset}:[/] {line}", highlight=False, soft_wrap=True)
         for title, splits, rows in headline_and_variants(all_splits, all_rows):
-            table = Table(title=f"{dataset}{' ' + title if title else ''}: mIoU % (last: mean ± std over seeds, "
-                          "95 % interval over val images; best)", show_lines=True)
+            table = Table(title=f"{dataset}{' ' + title if title else ''}: mIoU % on "
+                          f"{evaluation_of(summary[summary['dataset'] == dataset])} (last: mean ± std over seeds, "
+                          "95 % interval over the evaluation images; best)", show_lines=True)
             table.add_column("method", style="bold")
             table.add_column("runs")
             for s in splits.itertuples():
@@ -114,7 +133,7 @@ def _latex_escape(text: str) -> str:
 
 def latex(summary: pd.DataFrame) -> str:
     """The headline table (main methods, one source per row) as LaTeX tabulars, one per data set: mean ±
-    std of the last evaluation per split, the best of each split in bold, and the published numbers in a
+    std of the last network on the data set's evaluation set (named in a comment) per split, the best of each split in bold, and the published numbers in a
     second column group ('--' where no paper reports that split). Needs booktabs."""
     parts = ["% python -m benchmark report --latex; needs \\usepackage{booktabs}\n"]
     for dataset, all_splits, all_rows in grid(summary):
@@ -124,7 +143,7 @@ def latex(summary: pd.DataFrame) -> str:
         _, splits, rows = headline[0]
         names = [_latex_escape(s) for s in splits["split"]]
         n = len(names)
-        parts.append(f"\n% {dataset}\n\\begin{{tabular}}{{ll{'c' * n}{'c' * n}}}\n\\toprule\n")
+        parts.append(f"\n% {dataset}, evaluated on {evaluation_of(summary[summary['dataset'] == dataset])}\n\\begin{{tabular}}{{ll{'c' * n}{'c' * n}}}\n\\toprule\n")
         parts.append(f"& & \\multicolumn{{{n}}}{{c}}{{ours (mIoU \\%)}} & \\multicolumn{{{n}}}{{c}}{{published}} \\\\\n")
         parts.append(f"\\cmidrule(lr){{3-{2 + n}}}\\cmidrule(lr){{{3 + n}-{2 + 2 * n}}}\n")
         labels = [f"{name} ({s.labeled})" for name, s in zip(names, splits.itertuples())]
@@ -145,7 +164,8 @@ def latex(summary: pd.DataFrame) -> str:
 
 def per_class_markdown(table: pd.DataFrame) -> str:
     """Per data set and split: rows methods, columns classes; IoU (%) with the difference to supervised."""
-    parts = ["# Per-class IoU\n", "IoU (%) of the last evaluation, mean over seeds; in brackets the difference to "
+    parts = ["# Per-class IoU\n", "IoU (%) of the last network on the evaluation set (test where the data set has "
+             "a test list, else val), mean over seeds; in brackets the difference to "
              "supervised on the same split (which classes a method gains or loses).\n"]
     for (dataset, split), block in table.groupby(["dataset", "split"], sort=False):
         classes = list(dict.fromkeys(block["class"]))
@@ -161,7 +181,8 @@ def per_class_markdown(table: pd.DataFrame) -> str:
 def per_seed_markdown(table: pd.DataFrame) -> str:
     """Per data set: rows methods (main methods first), columns splits; each cell the last mIoU of every
     seed, so that a reader can check a mean and a spread against the runs behind it."""
-    parts = ["# Per seed\n", "mIoU (%) of the last evaluation of every finished run, as `seed: mIoU`; the means, "
+    parts = ["# Per seed\n", "mIoU (%) of the last network of every finished run on its evaluation set (test "
+             "where the data set has a test list, else val; both in per_seed.csv), as `seed: mIoU`; the means, "
              "spreads and best evaluations are in summary.md, the training hours in per_seed.csv.\n"]
     for dataset, block in table.groupby("dataset", sort=False):
         splits = list(dict.fromkeys(block["split"]))
@@ -214,7 +235,7 @@ def readme_block(summary: pd.DataFrame, runs: pd.DataFrame, checks: dict[str, li
             continue
         _, splits, rows = headline[0]
         main = runs[(runs["dataset"] == dataset) & runs["method"].map(is_main)]
-        parts.append(f"\n#### {dataset}\n\n")
+        parts.append(f"\n#### {dataset}\n\nEvaluated on {evaluation_of(summary[summary['dataset'] == dataset])}.\n\n")
         for setup, group in main.groupby("setup"):
             seeds = ", ".join(str(seed) for seed in sorted(group["seed"].unique()))
             hours = group["seconds"].fillna(0).sum() / 3600

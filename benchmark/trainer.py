@@ -26,12 +26,13 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
 
 from benchmark import checkpoint, distributed
 from benchmark.atomic import write_json
 from benchmark.config import Resolved, crop_hw
 from benchmark.data import demo
-from benchmark.data.pipeline import train_streams, val_dataset
+from benchmark.data.pipeline import eval_dataset, train_streams
 from benchmark.data.splits import Split
 from benchmark.errors import UserError
 from benchmark.evaluate import Evaluator, Protocol
@@ -116,6 +117,10 @@ class Trainer:
         self.protocol = Protocol.from_config(self.cfg.eval, crop_hw(self.cfg.data))
         self.generated_data = demo.read_manifest(data_root) if split.dataset == "demo" else None
         self.val_sizes: dict[str, int] | None = None
+        self.test: dict[str, Any] | None = None
+        """The test evaluations of the last and the best-on-val networks (a split with a test list), made once
+        when training ends."""
+        self.test_counts: dict[str, dict[str, Any]] = {}
         self.identity = checkpoint.Identity(method_cls.name, f"{method_cls.__module__}:{method_cls.__qualname__}",
                                             resolved.digest(), split.sha256())
         self.show_progress = show_progress
@@ -157,11 +162,9 @@ class Trainer:
         accumulate = cfg.schedule.accumulate
         streams = train_streams(self.split, self.root, cfg.data, cfg.seed, self.dist, state.iteration * accumulate,
                                 self.device, method.uses_unlabeled, method.uses_mix)
-        val = val_dataset(self.split, self.root, cfg.data)
+        val = eval_dataset(self.split.val, self.root, cfg.data)
         self.val_sizes = val.reader.sizes()
-        evaluator = Evaluator(val, self.protocol, cfg.data.num_classes,
-                              cfg.data.ignore_index, self.device, cfg.eval.batch_size, min(cfg.data.workers, 2),
-                              self.numerics.autocast(self.device, "eval"), self.numerics.channels_last)
+        evaluator = self._evaluator(val)
         stepper = Stepper(method, optimizers, wrapped, self.numerics, self.device, cfg.seed, cfg.schedule.iters,
                           accumulate, self.dist.rank, rollback=cfg.trainer.on_nonfinite == "skip")
         stepper.phase = partial(_data_wait, state)
@@ -169,7 +172,6 @@ class Trainer:
         progress = Progress(total, state.iteration, f"{self.method_cls.name} {self.split.name} seed {cfg.seed}",
                             bar=self.show_progress, notes=self.dist.is_main)
         self.clock = time.perf_counter()
-        start = state.iteration
         self.scalars = Scalars(self.paths.folder, self.dist.is_main, state.iteration if resumed else None)
         with progress, contextlib.closing(self.scalars):
             while state.iteration < total:
@@ -191,12 +193,47 @@ class Trainer:
                 if state.iteration % cfg.schedule.eval_every == 0 or state.iteration == total:
                     self._evaluate(method, evaluator, state, lr, progress)
                     self._save_if_main(method, optimizers, state)
-                    self._write_outputs(state, finished=state.iteration == total)
+                    self._write_outputs(state, finished=False)
                 elif cfg.schedule.checkpoint_every and state.iteration % cfg.schedule.checkpoint_every == 0:
                     self._save_if_main(method, optimizers, state)
-        if start == total:  # resumed from the last checkpoint of a run whose record was not written
-            self._write_outputs(state, finished=True)
+            if self.split.test:
+                self._test(method, state, progress)
+        self._write_outputs(state, finished=True)
         return self._record(state, finished=True)
+
+    def _evaluator(self, images: Dataset) -> Evaluator:
+        cfg = self.cfg
+        return Evaluator(images, self.protocol, cfg.data.num_classes, cfg.data.ignore_index, self.device,
+                         cfg.eval.batch_size, min(cfg.data.workers, 2), self.numerics.autocast(self.device, "eval"),
+                         self.numerics.channels_last)
+
+    def _test(self, method: Method, state: RunState, progress: Progress) -> None:
+        """Evaluate the last and the best-on-val networks on the split's test list, once: val selected the
+        best network and saw every evaluation, test reports both. The best network is read from best.pt
+        into a second copy of the method (the last one may be wrapped in DDP)."""
+        started = time.perf_counter()
+        images = eval_dataset(self.split.test, self.root, self.cfg.data)
+        evaluator = self._evaluator(images)
+        results = {"last": (state.iteration, evaluator.run(unwrap(method.eval_model())))}
+        best_iteration = state.best["iteration"] if state.best else state.iteration
+        if best_iteration == state.iteration:
+            results["best"] = results["last"]
+        else:
+            distributed.barrier()
+            best, _, _ = build_method(self.resolved, self.method_cls, self.device, self.numerics)
+            best.load_state_dict(checkpoint.read_networks(self.paths.best, self.device)["networks"])
+            results["best"] = (best_iteration, evaluator.run(unwrap(best.eval_model())))
+        self.test_counts = {which: {"iteration": iteration, "intersection": torch.from_numpy(result.intersection),
+                                    "union": torch.from_numpy(result.union)}
+                            for which, (iteration, result) in results.items()}
+        self.test = {"list": self.split.test_path.name, "sha256": self.split.test_sha256(),
+                     "images": len(images), "sizes": images.reader.sizes(),
+                     **{f"{which}_{key}": value for which, (iteration, result) in results.items()
+                        for key, value in (("miou", result.miou), ("iou", result.iou), ("iteration", iteration))},
+                     "per_image": self.paths.test_per_image.name,
+                     "seconds": round(time.perf_counter() - started, 2)}
+        progress.note(f"test ({len(images)} images): mIoU {100 * self.test['last_miou']:.2f} last, "
+                      f"{100 * self.test['best_miou']:.2f} best on val (iteration {best_iteration})")
 
     def _wrap(self, method: Method) -> dict[str, nn.Module]:
         """Wrap the trained networks in DDP when there are several processes."""
@@ -272,7 +309,9 @@ class Trainer:
         if self.dist.is_main:
             write_metrics(self.paths, state.history)
             if state.per_image:
-                write_per_image(self.paths, [image for image, _ in self.split.val], state.per_image)
+                write_per_image(self.paths.per_image, [image for image, _ in self.split.val], state.per_image)
+            if self.test_counts:
+                write_per_image(self.paths.test_per_image, [image for image, _ in self.split.test], self.test_counts)
             write_json(self.paths.record, self._record(state, finished))
 
     def _record(self, state: RunState, finished: bool) -> dict[str, Any]:
@@ -298,6 +337,7 @@ class Trainer:
             "best_iou": best["iou"] if best else None, "class_names": cfg.data.class_names,
             "eval": self.protocol.as_dict(),
             "per_image": self.paths.per_image.name if state.per_image else None,
+            "test": self.test,
             "train_seconds": round(seconds, 2), "wall_seconds": round(state.wall_seconds, 2),
             "data_wait_share": round(state.data_seconds / seconds, 4) if seconds else None,
             "images_per_second": self._images_per_second(state),

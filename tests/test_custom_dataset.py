@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,51 @@ def test_a_custom_data_set_gets_splits_and_trains_for_a_few_steps(example, env, 
                              / "config.yaml").read_text())
     assert config["data"]["mask_colors"][1] == list(custom.EXAMPLE_PALETTE[1])
     assert config["data"]["root"] == str(example.parent.resolve())
+
+
+def test_a_run_on_a_data_set_with_a_test_list_reports_its_last_and_best_networks_on_test(env, tiny_config, capsys,
+                                                                                        monkeypatch) -> None:
+    from benchmark import stats
+    from benchmark.records import RunPaths, read_per_image
+    from benchmark.trainer import Trainer
+
+    evaluate = Trainer._evaluate
+
+    def first_is_best(self, method, evaluator, state, lr, progress) -> None:
+        """The first evaluation stays the best, so that the best network (best.pt) is not the last."""
+        evaluate(self, method, evaluator, state, lr, progress)
+        state.best["miou"] = 2.0
+
+    monkeypatch.setattr(Trainer, "_evaluate", first_is_best)
+
+    custom._loaded.clear()
+    path = custom.write_example(env / "mine", train=24, val=6, test=5)
+    assert cli.main(["datasets", "add", str(path)]) == 0
+    assert cli.main(["splits", "make", "--dataset", "shapes", "--ratios", "1/4"]) == 0
+    assert "test: 5 images (written)" in capsys.readouterr().out
+    assert cli.main(["splits", "check", "shapes_1_4"]) == 0
+    assert "6 labeled, 18 unlabeled, 6 val, 5 test" in capsys.readouterr().out
+    assert cli.main(["run", "--method", "supervised", "--split", "shapes_1_4", "--config", str(tiny_config),
+                     "--set", "schedule.iters=6", "--set", "schedule.eval_every=2", "--quiet"]) == 0
+    assert "; test (5 images) last " in capsys.readouterr().out
+    paths = RunPaths.of("shapes", "shapes_1_4", "supervised", 0)
+    record = json.loads(paths.record.read_text())
+    test = record["test"]
+    assert record["status"] == "finished" and test["images"] == 5 and test["list"] == "test.txt"
+    assert test["last_iteration"] == 6 and test["best_iteration"] == record["best_iteration"] == 2
+    counts = read_per_image(paths.test_per_image)
+    assert counts["images"].tolist() == [f"test/photos/scene{i:04d}.jpg" for i in range(5)]
+    for which in ("last", "best"):
+        from_counts = stats.miou(counts[f"{which}_intersection"].sum(0), counts[f"{which}_union"].sum(0)) / 100
+        assert np.isclose(from_counts, test[f"{which}_miou"])
+    only_test = env / "test-only"  # a root with the listed files alone: no training or val folders
+    shutil.copytree(path.parent / "test", only_test / "test")
+    listed = env / "splits" / "shapes" / "test.txt"
+    for which in ("last", "best"):
+        assert cli.main(["eval", str(paths.folder), "--list", str(listed), "--data-root", str(only_test),
+                         "--checkpoint", which]) == 0
+        again = json.loads(next((paths.folder / "evals").glob(f"*-{which}-original-*.json")).read_text())
+        assert again["miou"] == test[f"{which}_miou"] and again["images"] == 5
 
 
 def test_colour_masks_decode_to_the_palettes_class_ids() -> None:

@@ -79,14 +79,25 @@ def test_camvid_void_is_ignored_and_the_pool_is_paired_by_name(tmp_path: Path) -
         for name in ("0001TP_006690.png", "0006R0_f01020.png"):
             image(tmp_path / folder / name)
             mask(tmp_path / f"{folder}annot" / name, np.full((6, 8), 11) - np.eye(6, 8, dtype=int) * 8)
-    pool, val, _ = layouts.pool_and_val("camvid", tmp_path)
-    assert pool == [("train/0001TP_006690.png", "trainannot/0001TP_006690.png"),
-                    ("train/0006R0_f01020.png", "trainannot/0006R0_f01020.png")] and len(val) == 2
-    got = PairReader(tmp_path, pool, preset_data("camvid_cpu")).mask(0)
+    found = layouts.pools("camvid", tmp_path)
+    assert found.pool == [("train/0001TP_006690.png", "trainannot/0001TP_006690.png"),
+                          ("train/0006R0_f01020.png", "trainannot/0006R0_f01020.png")]
+    assert len(found.val) == 2 and found.test == []
+    got = PairReader(tmp_path, found.pool, preset_data("camvid_cpu")).mask(0)
     assert set(np.unique(got).tolist()) == {3, 255} and (got == 3).sum() == 6
+    image(tmp_path / "test/Seq05VD_f00000.png")
+    mask(tmp_path / "testannot/Seq05VD_f00000.png", np.zeros((6, 8)))
+    assert layouts.pools("camvid", tmp_path).test == [("test/Seq05VD_f00000.png", "testannot/Seq05VD_f00000.png")]
     (tmp_path / "trainannot/0006R0_f01020.png").unlink()
     with pytest.raises(UserError, match="1 images under .* have no mask"):
-        layouts.pool_and_val("camvid", tmp_path)
+        layouts.pools("camvid", tmp_path)
+
+
+def test_every_built_in_data_set_says_whether_it_has_a_test_set() -> None:
+    assert set(layouts.TEST_SETS) == set(layouts.LAYOUTS)
+    assert "233 images" in layouts.test_set("camvid")
+    for name in ("voc", "cityscapes", "coco", "ade20k", "demo"):
+        assert layouts.test_set(name) == "none: reported on val"
 
 
 def test_ade20k_zero_is_ignored_and_ids_move_down(tmp_path: Path) -> None:
@@ -94,7 +105,7 @@ def test_ade20k_zero_is_ignored_and_ids_move_down(tmp_path: Path) -> None:
     mask(tmp_path / "annotations/training/ADE_train_00000001.png", np.array([[0, 1, 150, 75]]))
     image(tmp_path / "images/validation/ADE_val_00000001.jpg", 1, 4, fmt="JPEG")
     mask(tmp_path / "annotations/validation/ADE_val_00000001.png", np.array([[0, 1, 2, 3]]))
-    pool, val, _ = layouts.pool_and_val("ade20k", tmp_path)
+    pool = layouts.pools("ade20k", tmp_path).pool
     assert pool == [("images/training/ADE_train_00000001.jpg", "annotations/training/ADE_train_00000001.png")]
     assert PairReader(tmp_path, pool, preset_data("ade20k")).mask(0).tolist() == [[255, 0, 149, 74]]
 

@@ -107,6 +107,6 @@ def test_torchrun_with_two_cpu_processes(env, tiny_root) -> None:
     assert record["per_process_batch"] == {"labeled": 2, "unlabeled": 2}
     assert record["batchnorm"] == "cross-process BatchNorm (gloo all_reduce)"
     assert [line["pixels"] for line in history(paths)] == [7 * 64 * 64] * 2  # every val image exactly once
-    assert done.stdout.count("fixmatch on demo_1_2 seed 0: last mIoU") == 1  # only rank 0 reports and writes
+    assert done.stdout.count("fixmatch on demo_1_2 seed 0: val mIoU last") == 1  # only rank 0 reports and writes
     assert sorted(p.name for p in paths.folder.iterdir() if p.name != "tensorboard") == ["best.pt", "checkpoint.pt", "config.yaml",
                                                               "metrics.jsonl", "per_image.npz", "record.json"]

@@ -65,9 +65,10 @@ def test_published_numbers_and_unavailable_cells(tmp_path: Path, monkeypatch) ->
 
 def full_record(root: Path, split: str, method: str, seed: int, intersection, union, crop: int = 96,
                 best_gap: float = 0.0, last_step: int = 100, labeled: int = 128, fraction: float = 0.0625,
-                generated: dict | None = None, extra: dict | None = None) -> None:
+                generated: dict | None = None, extra: dict | None = None, test=None) -> None:
     """A finished demo record with config.yaml, metrics.jsonl and per_image.npz (its mIoU from the counts);
-    ``extra`` fields are added to the record."""
+    ``extra`` fields are added to the record; ``test`` (intersection, union) makes it a run evaluated on a
+    test list too (the best-on-val network is the last), with test_per_image.npz."""
     import numpy as np
 
     from benchmark import stats
@@ -87,7 +88,16 @@ def full_record(root: Path, split: str, method: str, seed: int, intersection, un
              for step in (last_step // 2, last_step)]
     paths.metrics.write_text("".join(json.dumps(line) + "\n" for line in lines))
     counts = {"iteration": last_step, "intersection": intersection, "union": union}
-    write_per_image(paths, [f"img{k}.png" for k in range(len(union))], {"last": counts, "best": counts})
+    write_per_image(paths.per_image, [f"img{k}.png" for k in range(len(union))], {"last": counts, "best": counts})
+    if test is not None:
+        score = float(stats.miou(test[0].sum(0), test[1].sum(0))) / 100
+        record["test"] = {"list": "test.txt", "sha256": "t", "images": len(test[1]), "last_miou": score,
+                          "best_miou": score, "last_iou": [score] * 3, "best_iou": [score] * 3,
+                          "last_iteration": last_step, "best_iteration": last_step, "per_image": "test_per_image.npz"}
+        paths.record.write_text(json.dumps(record))
+        counts = {"iteration": last_step, "intersection": test[0], "union": test[1]}
+        write_per_image(paths.test_per_image, [f"test{k}.png" for k in range(len(test[1]))],
+                        {"last": counts, "best": counts})
 
 
 def made_up(seed: int, skill: float):
@@ -339,11 +349,12 @@ def test_per_seed_table_lists_every_run_behind_each_mean(tmp_path: Path, monkeyp
     fake_record("demo", "demo_1_16", "fixmatch", 0, 0.7, 0.75, 128, 0.0625, tag="tau0", root=tmp_path)
     report.main(Console(file=io.StringIO()), which="local")
     rows = (tmp_path / "per_seed.csv").read_text().splitlines()
-    assert rows[0] == "dataset,split,labeled,method,source,seed,last,best,last_iteration,hours"
-    assert [row.split(",")[3:8] for row in rows[1:]] == [
-        ["fixmatch", "local", "1", "66.00", "67.00"], ["fixmatch+tau0", "local", "0", "70.00", "75.00"],
-        ["supervised", "local", "0", "50.00", "52.00"], ["supervised", "local", "1", "52.00", "54.00"],
-        ["supervised", "local", "2", "57.00", "59.00"], ["supervised", "local", "0", "80.00", "81.00"]]
+    assert rows[0] == ("dataset,split,labeled,method,source,seed,evaluated_on,last,best,val_last,val_best,"
+                       "last_iteration,hours")
+    assert [row.split(",")[3:9] for row in rows[1:]] == [
+        ["fixmatch", "local", "1", "val", "66.00", "67.00"], ["fixmatch+tau0", "local", "0", "val", "70.00", "75.00"],
+        ["supervised", "local", "0", "val", "50.00", "52.00"], ["supervised", "local", "1", "val", "52.00", "54.00"],
+        ["supervised", "local", "2", "val", "57.00", "59.00"], ["supervised", "local", "0", "val", "80.00", "81.00"]]
     table = [line for line in (tmp_path / "per_seed.md").read_text().splitlines() if line.startswith("| ")]
     assert table == ["| method | runs | demo_1_16 | demo_full |",
                      "| fixmatch | local | 1: 66.00 |  |",
@@ -371,3 +382,37 @@ def test_the_variants_legend_lies_below_its_panel_inside_the_figure() -> None:
     assert legend.y1 <= below.y0, "the legend must not cover the panel or its axis labels"
     assert legend.y0 >= 0 and legend.x0 >= 0 and legend.x1 <= fig.bbox.width, "the legend must fit in the figure"
     assert figures.miou_vs_labels_figure(pd.DataFrame(rows), published, variants=False) is None
+
+
+def test_runs_with_a_test_list_are_reported_on_test_with_val_beside(tmp_path: Path) -> None:
+    import numpy as np
+
+    from benchmark import stats, tables
+    from benchmark.checks import protocol_checks
+
+    for seed in range(3):
+        full_record(tmp_path, "demo_1_16", "supervised", seed, *made_up(seed, 0.6), test=made_up(20 + seed, 0.4))
+        full_record(tmp_path, "demo_1_16", "fixmatch", seed, *made_up(10 + seed, 0.6), test=made_up(30 + seed, 0.7))
+    full_record(tmp_path, "demo_1_16", "fixmatch", 3, *made_up(40, 0.6), extra={"val": 20})  # on val: another protocol
+    runs, _ = report.load_runs(tmp_path)
+    per_image = report.PerImage(runs)
+    summary = report.attach_intervals(report.summarise(runs), per_image).set_index("method")
+    test_miou = [float(stats.miou(*(c.sum(0) for c in made_up(20 + s, 0.4)))) for s in range(3)]
+    val_miou = [float(stats.miou(*(c.sum(0) for c in made_up(s, 0.6)))) for s in range(3)]
+    row = summary.loc["supervised"]
+    assert row["evaluated_on"] == "test" and row["eval_images"] == 20
+    assert np.isclose(row["last_mean"], np.mean(test_miou)) and np.isclose(row["val_last_mean"], np.mean(val_miou))
+    weights = stats.resample_weights(20, seed=0)
+    expected = stats.cell_interval([made_up(20 + s, 0.4) for s in range(3)], weights)
+    assert (row["ci_low"], row["ci_high"]) == (expected.low, expected.high)
+    gain = report.compare(runs, per_image, "fixmatch [" + runs[runs["evaluated_on"] == "test"]["protocol"].iloc[0] + "]",
+                          "supervised")
+    direct = stats.difference_interval([made_up(30 + s, 0.7) for s in range(3)], [made_up(20 + s, 0.4) for s in range(3)],
+                                       weights)
+    assert len(gain) == 1 and str(direct) in gain[0] and direct.low > 0
+    checks = protocol_checks(runs, report.summarise(runs))["demo"]
+    assert any("fixmatch on demo_1_16 (local) (test)" in line for line in checks)
+    markdown = tables.markdown(report.attach_intervals(report.summarise(runs), per_image))
+    assert "Evaluated on test (20 images): the last and the best-on-val networks, val beside; val (20 images)." in markdown
+    assert f"val {np.mean(val_miou):.2f}, best {np.mean(val_miou):.2f}" in markdown
+    assert "best-on-val" in markdown

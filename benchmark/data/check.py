@@ -1,6 +1,7 @@
 """Validation of a split against its data root: every problem found, grouped and counted.
 
-Quick checks (before every run): duplicates, overlaps, val leakage and files present. The full check
+Quick checks (before every run): duplicates, overlaps, val and test leakage and files present, in every
+list (labeled, unlabeled, val, test). The full check
 (``python -m benchmark splits check``) also decodes every image and mask: unreadable files, masks with
 values outside the classes and the ignore index, and image/mask size mismatches.
 """
@@ -22,7 +23,7 @@ def missing_files(split: Split, root: Path) -> list[str]:
     """One problem per list whose paths do not all exist under ``root`` (standard mask variants count
     as present)."""
     problems = []
-    for kind, samples in (("labeled", split.labeled), ("unlabeled", split.unlabeled), ("val", split.val)):
+    for kind, samples in split.lists():
         missing = [image for image, _ in samples if not (root / image).is_file()]
         missing += [mask for _, mask in samples if mask and not (root / mask).is_file()
                     and mask_variant(split.dataset, root, mask) is None]
@@ -41,7 +42,7 @@ def full_problems(split: Split, root: Path, data: DataConfig,
     """Every problem of the split: structure, and every file decoded and checked. ``advance`` is
     called once per sample (progress)."""
     found: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for kind, samples in (("labeled", split.labeled), ("unlabeled", split.unlabeled), ("val", split.val)):
+    for kind, samples in split.lists():
         reader = PairReader(root, samples, data)
         for index, (_, mask) in enumerate(samples):
             try:

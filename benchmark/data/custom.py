@@ -2,7 +2,8 @@
 
 The file names the classes, where images and masks are (folders paired by file name, or a list of
 ``<image> <mask>`` lines), how masks encode classes (class ids with an ignore value, or one RGB colour
-per class), an optional val list, and the preset it derives from. ``datasets add FILE`` registers it
+per class), an optional val list, an optional held-out test list (val then selects, test reports), and
+the preset it derives from. ``datasets add FILE`` registers it
 (a copy beside its splits, ``splits/<name>/dataset.yaml``); ``--dataset-file FILE`` reads it for one
 command. From then on it is a data set like the built-in ones: ``splits make`` draws its splits, and
 every method runs on it with the derived preset.
@@ -41,6 +42,9 @@ class DatasetFile:
     val_images: str | None = setting(None, "folder of val images (with val_masks)")
     val_masks: str | None = setting(None, "folder of val masks")
     val_list: str | None = setting(None, "instead of val_images/val_masks: a file of '<image> <mask>' lines")
+    test_images: str | None = setting(None, "folder of held-out test images (with test_masks): runs report on them")
+    test_masks: str | None = setting(None, "folder of test masks")
+    test_list: str | None = setting(None, "instead of test_images/test_masks: a file of '<image> <mask>' lines")
     val_fraction: float = setting(0.1, "without a val set: this share of the pool is held out as val, seeded")
     mask_format: Literal["index", "palette"] = setting(
         "index", "'index': single-channel PNG of class ids; 'palette': RGB masks, one colour per class")
@@ -86,13 +90,29 @@ class Dataset:
         spec = self.spec
         train = spec.train_list or f"{spec.images}/ and {spec.masks}/"
         val = spec.val_list or (f"{spec.val_images}/ and {spec.val_masks}/" if spec.val_images else None)
-        return f"{train}{' and ' + val if val else ''} (from {self.path})"
+        test = self.test_layout()
+        return f"{train}{' and ' + val if val else ''}{', test ' + test if test else ''} (from {self.path})"
+
+    def test_layout(self) -> str | None:
+        """Where the test images are, in words; None without a test set."""
+        spec = self.spec
+        return spec.test_list or (f"{spec.test_images}/ and {spec.test_masks}/" if spec.test_images else None)
 
     def required(self) -> list[str]:
         """Folders and files that must exist under the root."""
         spec = self.spec
-        names = [spec.images, spec.masks, spec.train_list, spec.val_images, spec.val_masks, spec.val_list]
+        names = [spec.images, spec.masks, spec.train_list, spec.val_images, spec.val_masks, spec.val_list,
+                 spec.test_images, spec.test_masks, spec.test_list]
         return [name for name in names if name]
+
+    def test_list(self, root: Path) -> list[tuple[str, str | None]]:
+        """The held-out test images under ``root`` (empty without a test set)."""
+        from benchmark.data.splits import read_list
+
+        spec = self.spec
+        if spec.test_list:
+            return read_list(root / spec.test_list, need_mask=True)
+        return _paired(root, spec.test_images, spec.test_masks) if spec.test_images else []
 
     def pool_and_val(self, root: Path, seed: int = 0) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]], str]:
         """(training pool, val list, how the val list was made) under ``root``."""
@@ -153,6 +173,10 @@ def read(path: Path) -> Dataset:
         problems.append("val_images and val_masks go together")
     if spec.val_list and spec.val_images:
         problems.append("give val_list or val_images/val_masks, not both")
+    if bool(spec.test_images) != bool(spec.test_masks):
+        problems.append("test_images and test_masks go together")
+    if spec.test_list and spec.test_images:
+        problems.append("give test_list or test_images/test_masks, not both")
     if not 0 < spec.val_fraction < 1:
         problems.append("val_fraction must lie in (0, 1)")
     if spec.mask_format == "palette" and len(spec.palette) != len(spec.classes):
@@ -226,26 +250,28 @@ EXAMPLE_PALETTE = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 
 """Colours of the example's classes (background, disc, square, triangle, ring, cross, star)."""
 
 
-def write_example(folder: Path, train: int = 96, val: int = 24) -> Path:
+def write_example(folder: Path, train: int = 96, val: int = 24, test: int = 0) -> Path:
     """A small data set laid out as a user's might be, from demo scenes: JPEG images and RGB colour masks
-    in photos/ and labels/, val images in val/photos and val/labels, and its file ``shapes.yaml``;
-    returns the file."""
+    in photos/ and labels/, val images in val/photos and val/labels, ``test`` held-out images (other
+    scenes than val's) in test/photos and test/labels, and its file ``shapes.yaml``; returns the file."""
     from PIL import Image
 
     from benchmark.data import demo
 
     folder = Path(folder)
     colours = np.array(EXAMPLE_PALETTE, dtype=np.uint8)
-    for split, count, prefix in (("train", train, ""), ("val", val, "val/")):
+    for split, count, first, prefix in (("train", train, 0, ""), ("val", val, 0, "val/"), ("val", test, val, "test/")):
         (folder / prefix / "photos").mkdir(parents=True, exist_ok=True)
         (folder / prefix / "labels").mkdir(parents=True, exist_ok=True)
         for index in range(count):
-            image, mask = demo.render(demo.DemoSpec(seed=7), split, index)
+            image, mask = demo.render(demo.DemoSpec(seed=7), split, first + index)
             Image.fromarray(image).save(folder / prefix / "photos" / f"scene{index:04d}.jpg", quality=95)
             Image.fromarray(colours[mask]).save(folder / prefix / "labels" / f"scene{index:04d}.png")
     spec = {"name": "shapes", "classes": list(demo.CLASS_NAMES), "base_preset": "demo", "root": ".",
             "images": "photos", "masks": "labels", "val_images": "val/photos", "val_masks": "val/labels",
             "mask_format": "palette", "palette": [list(c) for c in EXAMPLE_PALETTE]}
+    if test:
+        spec.update(test_images="test/photos", test_masks="test/labels")
     path = folder / "shapes.yaml"
     write_text(path, "# An example data set file: python -m benchmark datasets add " + str(path) + "\n"
                + yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from benchmark.config import DataConfig, crop_hw
 from benchmark.data.datasets import PairReader, TrainSet, ValSet
 from benchmark.data.sampling import StreamSampler
-from benchmark.data.splits import Split
+from benchmark.data.splits import Sample, Split
 from benchmark.data.transforms import Geometry
 from benchmark.distributed import DistInfo
 from benchmark.errors import UserError
@@ -22,9 +22,9 @@ LABELED, UNLABELED, MIX = 0, 1, 2
 """Stream ids: the labeled stream, the unlabeled stream and the mix-source stream draw independently."""
 
 
-def val_dataset(split: Split, root: Path, data: DataConfig) -> ValSet:
-    """The split's val images at full size."""
-    return ValSet(PairReader(root, split.val, data))
+def eval_dataset(samples: list[Sample], root: Path, data: DataConfig) -> ValSet:
+    """Images of an evaluation list (a split's val or test list, or any list of pairs) at full size."""
+    return ValSet(PairReader(root, samples, data))
 
 
 @dataclass

@@ -16,9 +16,11 @@ def env_name(dataset: str) -> str:
     return f"BENCHMARK_{dataset.upper()}_ROOT"
 
 
-def resolve(dataset: str, cli_root: str | None, config_root: str | None) -> Path:
+def resolve(dataset: str, cli_root: str | None, config_root: str | None, complete: bool = True) -> Path:
     """The data root of ``dataset``; for the demo data set, generated if needed. For a data set of your
-    own, the root its file names comes last."""
+    own, the root its file names comes last. ``complete``: the root must hold the data set's standard
+    folders (training and val); without it (evaluating a list of files) any folder will do, and the
+    list's own files are checked when read."""
     yours = custom.find(dataset) if dataset not in LAYOUTS else None
     if dataset not in LAYOUTS and yours is None:
         registered = custom.registered()
@@ -33,7 +35,7 @@ def resolve(dataset: str, cli_root: str | None, config_root: str | None) -> Path
     if yours is not None and yours.root is not None:
         candidates.append((str(yours.root), str(yours.path)))
     chosen = next(((Path(p).expanduser(), source) for p, source in candidates if p), None)
-    if dataset == "demo":
+    if dataset == "demo" and (complete or chosen is None):
         return demo.ensure(chosen[0] if chosen else demo.default_root())
     layout = yours.layout() if yours else LAYOUTS[dataset]
     if chosen is None:
@@ -45,7 +47,7 @@ def resolve(dataset: str, cli_root: str | None, config_root: str | None) -> Path
                         f"Expected there: {layout}")
     lacking = ([name for name in yours.required() if not (root / name).exists()] if yours
                else missing_folders(dataset, root))
-    if lacking:
+    if lacking and complete:
         raise UserError(f"data root {root} (from {source}) lacks {', '.join(lacking)}: it is not a complete "
                         f"{dataset} root. Expected there: {layout}")
     return root

@@ -1,8 +1,12 @@
 """Split files: reading, writing, manifests with provenance, and validation.
 
-Layout: ``splits/<dataset>/<split>/{labeled,unlabeled}.txt``, ``splits/<dataset>/val.txt`` and
-``splits/<dataset>/manifest.json`` (counts, sha256 of every file, provenance of every split). A line is
-``<image> [<mask>]``, paths relative to the dataset root, one space between them.
+Layout: ``splits/<dataset>/<split>/{labeled,unlabeled}.txt``, ``splits/<dataset>/val.txt``, for a data
+set with a held-out test set ``splits/<dataset>/test.txt``, and ``splits/<dataset>/manifest.json``
+(counts, sha256 of every file, provenance of every split). A line is ``<image> [<mask>]``, paths
+relative to the dataset root, one space between them.
+
+val selects and monitors (a run's evaluations, its best network); test, where there is one, reports:
+a run evaluates its last and its best-on-val networks on it once, at its end.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from benchmark.errors import UserError
 
 Sample = tuple[str, str | None]
 MANIFEST = "manifest.json"
+TEST = "test.txt"
 
 
 def splits_root() -> Path:
@@ -80,7 +85,8 @@ def sha256_path(path: Path) -> str:
 
 @dataclass
 class Split:
-    """A labeled/unlabeled partition of a data set's training pool, and its val list."""
+    """A labeled/unlabeled partition of a data set's training pool, its val list and its test list (empty
+    for a data set without a test set)."""
 
     name: str
     dataset: str
@@ -89,9 +95,24 @@ class Split:
     unlabeled: list[Sample]
     val: list[Sample]
     provenance: dict[str, Any] = field(default_factory=dict)
+    test: list[Sample] = field(default_factory=list)
+
+    def lists(self) -> list[tuple[str, list[Sample]]]:
+        """Each list by its kind: labeled, unlabeled, val and, where there is one, test."""
+        return [("labeled", self.labeled), ("unlabeled", self.unlabeled), ("val", self.val)] + (
+            [("test", self.test)] if self.test else [])
+
+    @property
+    def test_path(self) -> Path:
+        return self.folder.parent / TEST
+
+    def test_sha256(self) -> str | None:
+        """sha256 of the test list (recorded with the run's test evaluation), None without one. The test
+        list is not part of the split's identity: it changes nothing a run trains or selects on."""
+        return sha256_path(self.test_path) if self.test else None
 
     def files(self) -> dict[str, Path]:
-        """The three files that define the split."""
+        """The three files that define the split (what a run trains and selects on)."""
         return {"labeled.txt": self.folder / "labeled.txt", "unlabeled.txt": self.folder / "unlabeled.txt",
                 "val.txt": self.folder.parent / "val.txt"}
 
@@ -168,13 +189,20 @@ def load(name: str) -> Split:
         raise UserError(f"{val_path} is empty")
     manifest = read_manifest(dataset)
     entry = manifest.get("splits", {}).get(name, {})
-    split = Split(name, dataset, folder, labeled, unlabeled, val, entry.get("provenance", {}))
+    test_path = folder.parent / TEST
+    test = read_list(test_path, need_mask=True) if test_path.exists() else []
+    split = Split(name, dataset, folder, labeled, unlabeled, val, entry.get("provenance", {}), test)
     stored = dict(entry.get("sha256", {}))
-    if "sha256" in manifest.get("val", {}):
-        stored["val.txt"] = manifest["val"]["sha256"]
-    for file, digest in split.checksums().items():
+    files = split.files()
+    for listed in ("val", "test"):
+        if "sha256" in manifest.get(listed, {}):
+            stored[f"{listed}.txt"] = manifest[listed]["sha256"]
+    checksums = split.checksums()
+    if test:
+        checksums[TEST], files[TEST] = sha256_path(test_path), test_path
+    for file, digest in checksums.items():
         if file in stored and stored[file] != digest:
-            raise UserError(f"{split.files()[file]} differs from the version recorded in "
+            raise UserError(f"{files[file]} differs from the version recorded in "
                             f"{splits_root() / dataset / MANIFEST} (sha256 mismatch): restore it "
                             "(git checkout) or make/import the split again")
     return split
@@ -183,7 +211,7 @@ def load(name: str) -> Split:
 def structure_problems(split: Split) -> list[str]:
     """Duplicates and overlaps within the lists (no file access)."""
     problems = []
-    for kind, samples in (("labeled", split.labeled), ("unlabeled", split.unlabeled), ("val", split.val)):
+    for kind, samples in split.lists():
         counts = Counter(image for image, _ in samples)
         repeated = sorted(image for image, n in counts.items() if n > 1)
         if repeated:
@@ -196,6 +224,10 @@ def structure_problems(split: Split) -> list[str]:
     leak = ({i for i, _ in split.labeled} | {i for i, _ in split.unlabeled}) & {i for i, _ in split.val}
     if leak:
         problems.append(f"{len(leak)} val images are also training images, e.g. {', '.join(sorted(leak)[:3])}")
+    seen = {i for i, _ in split.labeled} | {i for i, _ in split.unlabeled} | {i for i, _ in split.val}
+    held = seen & {i for i, _ in split.test}
+    if held:
+        problems.append(f"{len(held)} test images are also training or val images, e.g. {', '.join(sorted(held)[:3])}")
     return problems
 
 
@@ -235,6 +267,21 @@ def write_unless_present(dataset: str, name: str, labeled: list[Sample], unlabel
     elif val is None and not (splits_root() / dataset / "val.txt").exists():
         raise UserError(f"no val.txt in the source and none in splits/{dataset}/: import a folder with val.txt")
     write(dataset, name, labeled, unlabeled, provenance, val)
+    return "written"
+
+
+def write_test(dataset: str, test: list[Sample], provenance: dict[str, Any]) -> str:
+    """Write ``splits/<dataset>/test.txt`` and its manifest entry (count, sha256, ``provenance``) unless an
+    identical list (in any order) is there; a different one is replaced, since no run trains or selects on
+    it (their records name its sha256)."""
+    path = splits_root() / dataset / TEST
+    if path.exists() and sorted(read_list(path, need_mask=True)) == sorted(test):
+        return "already present, identical"
+    text = format_lines(test)
+    write_text(path, text)
+    manifest = read_manifest(dataset)
+    manifest["test"] = {"count": len(test), "sha256": sha256_text(text), "provenance": provenance}
+    write_json(path.parent / MANIFEST, manifest)
     return "written"
 
 
