@@ -10,6 +10,7 @@ datasets the built-in data sets and your own (datasets add FILE, datasets exampl
 splits   list, make, import and check split files
 weights  ImageNet weights: what is here, and fetching torchvision's
 bench    what a training step of each method costs, where its time goes, against its network calls
+gpu-check  does the trainer work on this machine's GPU: every method trained briefly, one table
 """
 
 from __future__ import annotations
@@ -444,6 +445,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gpu_check(args: argparse.Namespace) -> int:
+    from benchmark import gpu_check
+
+    return gpu_check.main(console, Path(args.out) if args.out else None)
+
+
 def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="dataset preset (default: the split's data set)")
     parser.add_argument("--config", action="append", default=[], metavar="FILE",
@@ -560,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = commands.add_parser("datasets", help="the data sets: built-in ones and your own (one YAML file each)")
     datasets.set_defaults(func=cmd_datasets_list)
     datasets_sub = datasets.add_subparsers(dest="datasets_command")
-    add = datasets_sub.add_parser("add", help="register your data set's YAML file (see the README)")
+    add = datasets_sub.add_parser("add", help="register your data set's YAML file (see docs/datasets.md)")
     add.add_argument("file")
     add.set_defaults(func=cmd_datasets_add)
     example = datasets_sub.add_parser("example", help="write a small example data set and its file into a folder")
@@ -623,6 +630,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "$BENCHMARK_RESULTS, else results/local/)")
     _dataset_file_option(bench)
     bench.set_defaults(func=cmd_bench)
+
+    gpu = commands.add_parser("gpu-check", help="every method trained briefly on this machine's GPU, one table "
+                              "and a JSON (one line and exit 0 without CUDA)")
+    gpu.add_argument("--out", metavar="DIR", help="folder of the JSON (default: results/bench/ of the checkout)")
+    gpu.set_defaults(func=cmd_gpu_check)
     return parser
 
 

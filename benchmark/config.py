@@ -126,7 +126,7 @@ class TrainerConfig:
         "auto", "autocast dtype of the training step; 'auto' = bf16 on CUDA, off on CPU")
     teacher_amp: Literal["auto", "bf16", "fp16", "off"] = setting(
         "auto", "autocast dtype of the no-grad passes of training (teachers, pseudo labels); 'auto' = trainer.amp "
-                "(bf16 moves pseudo labels near the threshold: see the README, Numerics)")
+                "(bf16 moves pseudo labels near the threshold: see docs/usage.md, Numerics)")
     eval_amp: Literal["auto", "bf16", "fp16", "off"] = setting(
         "auto", "autocast dtype of evaluation; 'auto' = trainer.amp on CUDA; on CPU bf16 where the CPU computes "
                 "bf16 natively, else off (the record says which)")

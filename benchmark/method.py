@@ -1,13 +1,35 @@
 """The method contract: what a semi-supervised method class receives, returns and declares.
 
 A method is an ``nn.Module`` that builds its networks from the context, computes named losses for one
-micro-batch (``training_step``), and names the network that is evaluated. Teachers move in one of two
-hooks that the trainer calls exactly once per optimizer step: ``before_step`` (before its first
-micro-batch) or ``after_step`` (after the optimizer step). A step whose loss is not finite changes no
-weights and calls no ``after_step``. The trainer owns everything else: data, devices, the optimizers,
-backward, checkpoints and records. Everything a method holds as modules or buffers is checkpointed.
+micro-batch (``training_step``), and names the network that is evaluated. The trainer owns everything
+else: data, devices, the optimizers, backward, checkpoints and records. The rules:
 
-The batch types (``Batch``, ``Labeled``, ``Unlabeled``) are the data pipeline's; they are importable from
+- **Networks.** ``ctx.build_model()`` returns a new :class:`SegmentationModel` (its calls and members
+  are documented there); call it once per network. ``trainable()`` names the networks the optimizers
+  train (one optimizer each, by attribute name).
+- **DDP.** Under torchrun the trainer replaces each trainable attribute by a DistributedDataParallel
+  wrapper, which only forwards calls: call ``self.<name>(...)`` for every forward pass that trains, and
+  read anything else (parameters, ``classifier_weight()``, ``backbone``, ``mean``) on
+  ``self.network(name)``, the network inside. Networks that are not trainable (teachers) are never
+  wrapped.
+- **State.** Everything a method holds as modules, parameters or buffers is checkpointed and restored
+  on resume (``state_dict``); a plain attribute is not, so state that changes while training (running
+  statistics, counters) must live in buffers. ``params`` is rebuilt from the configuration.
+- **Hooks.** Teachers move in one of two hooks that the trainer calls exactly once per optimizer step:
+  ``before_step`` (before its first micro-batch) or ``after_step`` (after the optimizer step). A step
+  whose loss is not finite changes no weights and calls no ``after_step``.
+- **A step returns** a dict of named values (:func:`check_step`): ``"loss"``, a scalar tensor with
+  gradient, which the trainer back-propagates; every other value a scalar (0-d tensor or number),
+  logged and averaged.
+- **Flags.** ``uses_unlabeled`` (default true): ``batch.unlabeled`` is None when false.
+  ``uses_mix`` (default false): ``batch.mix``, a second unlabeled batch (the mixing source), is None
+  unless true.
+- **Parameters.** ``Params`` is a dataclass whose fields are documented with
+  ``benchmark.settings.setting``; a field's type is one of bool, int, float, str, a ``Literal`` of
+  strings, ``X | None``, a ``tuple`` or ``list`` of these, or ``dict``: what ``--set method.KEY=VALUE``
+  and YAML can set (``benchmark.settings.coerce``).
+
+The batch types (``Batch``, ``Labeled``, ``Unlabeled``) and the network interface are importable from
 here so that a method file needs one import for the contract.
 
 Methods are found by name: built-ins in the ``methods`` package register themselves with
@@ -23,19 +45,22 @@ import importlib.metadata
 import pkgutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
-from benchmark.data.augment import StrongAugment
+from benchmark.config import AugmentConfig
 from benchmark.data.batch import Batch, Labeled, Unlabeled
 from benchmark.errors import UserError
+from benchmark.models.interface import SegmentationModel, SegOutput
 
 ENTRY_POINT_GROUP = "benchmark.methods"
 
-__all__ = ["Batch", "Context", "Labeled", "Method", "Step", "Unlabeled", "available", "get", "register"]
+__all__ = ["Batch", "Context", "Labeled", "Method", "SegOutput", "SegmentationModel", "Step", "Unlabeled",
+           "available", "check_step", "get", "register", "unwrap"]
 
 
 @dataclass
@@ -56,16 +81,19 @@ class Context:
 
     num_classes: int
     ignore_index: int
-    build_model: Callable[[], nn.Module]
+    build_model: Callable[[], SegmentationModel]
     """A new segmentation network with the configured (pretrained) encoder; call once per network."""
     supervised_loss: Callable[[Tensor, Tensor], Tensor]
     """The data set's labeled loss (CE, or OHEM CE on Cityscapes) on logits and masks."""
-    strong: StrongAugment
+    strong: Callable[[Tensor, torch.Generator], Tensor]
     """The strong photometric view of an image batch: ``strong(images, generator)``."""
     cutmix_boxes: Callable[[int, torch.Generator], Tensor]
     """``cutmix_boxes(n, generator)``: N x H x W bool CutMix boxes of the crop size."""
     inference: Callable[[], AbstractContextManager] = nullcontext
     """The numerics of no-grad passes (``trainer.teacher_amp``)."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """The data set's augmentation settings behind ``strong`` and ``cutmix_boxes`` (for a method that
+    composes its own views from the same strengths)."""
 
     def no_grad_forward(self, model: nn.Module, *args: Any, eval_mode: bool = True, **kwargs: Any) -> Any:
         """``model(*args, **kwargs)`` without gradient, in the numerics of no-grad passes and, unless
@@ -108,6 +136,11 @@ class Method(nn.Module):
         """Networks the optimizer trains, by attribute name (one optimizer each)."""
         return {"model": self.model}
 
+    def network(self, name: str) -> nn.Module:
+        """The network held as attribute ``name``, unwrapped: under torchrun a trainable attribute is a DDP
+        wrapper that only forwards calls, so read everything but a forward pass here."""
+        return unwrap(getattr(self, name))
+
     def training_step(self, batch: Batch, step: Step) -> dict[str, Tensor | float]:
         """Losses of one step: ``"loss"`` is back-propagated by the trainer, the rest are logged."""
         raise NotImplementedError
@@ -123,6 +156,29 @@ class Method(nn.Module):
     def eval_model(self) -> nn.Module:
         """The network that is evaluated."""
         return self.model
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The network inside torch's wrappers (DistributedDataParallel, DataParallel), or the module itself."""
+    return module.module if isinstance(module, (DistributedDataParallel, nn.DataParallel)) else module
+
+
+def check_step(method: str, out: Any) -> None:
+    """Refuse what ``training_step`` must not return (a method author's mistake, named with the fix):
+    anything but a dict of scalars whose ``"loss"`` is a tensor with gradient."""
+    if not isinstance(out, dict) or "loss" not in out:
+        raise TypeError(f"{method}.training_step must return a dict with a 'loss' entry, got "
+                        f"{type(out).__name__}{'' if not isinstance(out, dict) else ' with keys ' + ', '.join(out)}")
+    loss = out["loss"]
+    if not (isinstance(loss, Tensor) and loss.requires_grad and loss.numel() == 1):
+        raise TypeError(f"{method}.training_step: 'loss' must be a scalar tensor with gradient (the trainer "
+                        "calls backward on it)")
+    for key, value in out.items():
+        scalar = value.numel() == 1 if isinstance(value, Tensor) else isinstance(value, (int, float))
+        if not scalar:
+            raise TypeError(f"{method}.training_step: logged value {key!r} must be a scalar (a 0-d tensor or a "
+                            f"number), got {type(value).__name__}"
+                            + (f" of shape {tuple(value.shape)}" if isinstance(value, Tensor) else ""))
 
 
 def _float32(value: Any) -> Any:

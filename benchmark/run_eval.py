@@ -28,8 +28,9 @@ from benchmark.data import roots, splits
 from benchmark.data.pipeline import eval_dataset
 from benchmark.errors import UserError
 from benchmark.evaluate import Evaluator, Protocol
+from benchmark.method import unwrap
 from benchmark.records import environment, read_record, write_per_image
-from benchmark.step import Numerics, build_method, pick_device, unwrap
+from benchmark.step import Numerics, build_method, pick_device
 
 CHECKPOINTS = {"last": "checkpoint.pt", "best": "best.pt"}
 

@@ -56,9 +56,11 @@ def build(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
 
     ``where`` is the dotted prefix used in error messages (e.g. ``"optim."``).
     """
+    if data is not None and not isinstance(data, Mapping):
+        where_name = where.rstrip(".") or "config"
+        raise UserError(f"{where_name} must be a mapping of keys to values, got {data!r} (set one key: "
+                        f"--set {where or 'section.'}KEY=VALUE)")
     data = dict(data or {})
-    if not isinstance(data, dict):
-        raise UserError(f"{where or 'config'} must be a mapping of keys to values, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [key for key in data if key not in names]

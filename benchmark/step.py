@@ -27,7 +27,7 @@ from benchmark.data.augment import StrongAugment, cutmix_boxes
 from benchmark.data.batch import Batch
 from benchmark.errors import UserError
 from benchmark.losses import CrossEntropy, OhemCrossEntropy
-from benchmark.method import Context, Method, Step
+from benchmark.method import Context, Method, Step, check_step
 from benchmark.models import WeightsInfo, build_model
 
 
@@ -48,11 +48,6 @@ def seed_step(seed: int, iteration: int, rank: int, device: torch.device) -> tor
     np.random.seed(int(state[0]))
     torch.manual_seed(int(state[0]))
     return torch.Generator(device).manual_seed(int(state[1]))
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    """The network inside a DDP wrapper (or the module itself)."""
-    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 @dataclass(frozen=True)
@@ -110,7 +105,7 @@ def build_context(cfg: RunConfig, device: torch.device, numerics: Numerics, weig
     return Context(num_classes=cfg.data.num_classes, ignore_index=cfg.data.ignore_index, build_model=build,
                    supervised_loss=criterion, strong=StrongAugment(cfg.augment),
                    cutmix_boxes=lambda n, gen: cutmix_boxes(n, crop_h, crop_w, cfg.augment, gen, device),
-                   inference=numerics.autocast(device, "teacher"))
+                   inference=numerics.autocast(device, "teacher"), augment=cfg.augment)
 
 
 def build_method(resolved: Resolved, method_cls: type[Method], device: torch.device, numerics: Numerics,
@@ -201,6 +196,7 @@ class Stepper:
                             stack.enter_context(model.no_sync())
                 with self.phase("step"), self.autocast():
                     out = self.method.training_step(batch, step)
+                check_step(self.method.name, out)
                 with self.phase("backward"):
                     self.scaler.scale(out["loss"] / self.accumulate).backward()
             for key, value in _as_floats(out).items():

@@ -36,13 +36,12 @@ from benchmark.data.pipeline import eval_dataset, train_streams
 from benchmark.data.splits import Split
 from benchmark.errors import UserError
 from benchmark.evaluate import Evaluator, Protocol
-from benchmark.method import Method
+from benchmark.method import Method, unwrap
 from benchmark.models import WeightsInfo
 from benchmark.progress import Progress
 from benchmark.records import RunPaths, environment, peak_memory_mb, write_config, write_metrics, write_per_image
 from benchmark.scalars import Scalars
-from benchmark.step import (Numerics, Stepper, build_method, build_optimizers, lr_scale, pick_device,
-                            unwrap)
+from benchmark.step import Numerics, Stepper, build_method, build_optimizers, lr_scale, pick_device
 
 
 MAX_SKIPPED_IN_A_ROW = 3

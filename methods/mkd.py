@@ -21,11 +21,19 @@ pretrained encoder, their heads are initialised independently). One step:
    z_hat = z + lambda_t D[y]; targets are argmaxes of augmented logits.
 5. loss = L_sup1 + L_sup2 + w_st [CE(z_hat_S1, P_T2) + CE(z_hat_S2, P_T1)]
                             + w_ss [CE(z_hat_S1, P_S2) + CE(z_hat_S2, P_S1)].
+
+Read against the released code (configs/semi_ablations/cps_meanteacher_3b_w1.5_w.1.0_FDmt1.5.py,
+mmseg/models/semi/algorithms/exp_cps.py, losses/exp_semi3.py); where this class could differ, the code's
+choice is the default of a parameter: the EMA before each step, BatchNorm momentum 0.001, the labeled
+and unlabeled batches in separate forward passes, full mutual weights from the first step. The
+optimiser (SGD lr 0.0025, weight decay 5e-4, one learning rate, 30k steps) is the harness's recipe here,
+as for every method; its code's learning rate is a ``--set optim.lr`` away.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -35,11 +43,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.transforms.v2 import functional as TF
 
-from benchmark.data.augment import (StrongAugment, grayscale, one_of, photometric_distortion, random_blur,
-                                    xor_boxes)
-from benchmark.method import Batch, Context, Method, Step, register
+from benchmark.data.augment import StrongAugment, grayscale, random_blur
+from benchmark.method import Batch, Context, Method, SegOutput, Step, register
 from benchmark.losses import mean_cross_entropy
 from benchmark.settings import setting
+from methods.common.augment import one_of, photometric_distortion, xor_boxes
 from methods.common.ema import ema_momentum, ema_update, frozen_copy
 from methods.common.isda import ClassFeatureStats, augment_logits, cosine_strength, shift_table
 from methods.common.mixing import paste
@@ -107,18 +115,31 @@ class MKD(Method):
         mutual_pixels: Literal["all", "unlabeled"] = setting(
             "all", "pixels L_st and L_ss cover: all (released code: labeled and unlabeled images) or unlabeled "
                    "only (a deviation: labeled pixels then learn from ground truth alone)")
+        bn_momentum: float | None = setting(
+            0.001, "BatchNorm momentum of the four networks (released code: SyncBN momentum 0.001, running "
+                   "statistics averaged over about 1000 steps); None: the encoder's and head's own (0.01, 0.1)")
+        separate_forwards: bool = setting(
+            True, "each network sees its labeled and its unlabeled batch in two forward passes, so BatchNorm "
+                  "normalises each on its own (released code); false: one pass over both")
+        mutual_ramp_iters: int = setting(
+            0, "w_st and w_ss rise linearly from 0 over this many steps (released code and MKD.md: 0, full "
+               "weight from the first step)")
 
     def __init__(self, ctx: Context, params: Params) -> None:
         super().__init__(ctx, params)
         self.student1 = ctx.build_model()
         self.student2 = ctx.build_model()
         self.student2.backbone.load_state_dict(self.student1.backbone.state_dict())
+        if params.bn_momentum is not None:
+            for student in (self.student1, self.student2):
+                for module in student.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.momentum = params.bn_momentum
         self.teacher1, self.teacher2 = frozen_copy(self.student1), frozen_copy(self.student2)
-        classes, dim = ctx.num_classes, self.student1.classifier.in_channels
+        classes, dim = ctx.num_classes, self.student1.feature_channels
         self.stats = nn.ModuleDict({name: ClassFeatureStats(classes, dim)
                                     for name in ("student1", "student2", "teacher1", "teacher2")})
-        self.jitter = StrongAugment(dataclasses.replace(ctx.strong.config, jitter_p=1.0, grayscale_p=0.0,
-                                                        blur_p=0.0))
+        self.jitter = StrongAugment(dataclasses.replace(ctx.augment, jitter_p=1.0, grayscale_p=0.0, blur_p=0.0))
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"student1": self.student1, "student2": self.student2}
@@ -129,7 +150,7 @@ class MKD(Method):
     def strong(self, x: Tensor, gen: torch.Generator) -> Tensor:
         """Exactly one of colour jitter, blur, equalise, solarise, grayscale per image (jitter strength and
         blur sigma from the data set's strong augmentation settings)."""
-        ops = [lambda v: self.jitter(v, gen), lambda v: random_blur(v, self.ctx.strong.config.blur_sigma, gen),
+        ops = [lambda v: self.jitter(v, gen), lambda v: random_blur(v, self.ctx.augment.blur_sigma, gen),
                TF.equalize, lambda v: TF.solarize(v, 0.5), lambda v: grayscale(v).expand_as(v)]
         return one_of(x, ops, list(self.params.strong_weights), gen)
 
@@ -147,12 +168,13 @@ class MKD(Method):
         valid = torch.cat([gt != self.ctx.ignore_index, ~pad])
         return Branch(logits, features, labels, valid)
 
-    def augmented(self, name: str, model: nn.Module, branch: Branch, strength: float) -> Tensor:
-        """Update the network's class statistics with this step's pixels, then its augmented logits."""
+    def augmented(self, name: str, branch: Branch, strength: float) -> Tensor:
+        """Update network ``name``'s class statistics with this step's pixels, then its augmented logits
+        (the classifier weight read on the unwrapped network: under torchrun a student is a DDP wrapper)."""
         stats = self.stats[name]
         pixels = branch.valid
         stats.update(branch.features.permute(0, 2, 3, 1)[pixels], branch.labels[pixels])
-        table = shift_table(model.classifier.weight.flatten(1), stats.var)
+        table = shift_table(self.network(name).classifier_weight(), stats.var)
         return augment_logits(branch.logits, branch.labels, branch.valid, table, strength)
 
     def target(self, logits: Tensor, z_hat: Tensor, valid: Tensor, n_labeled: int, select: bool) -> Tensor:
@@ -172,8 +194,8 @@ class MKD(Method):
         """EMA of each student into its teacher, once per optimizer step before its forward passes:
         m_t = min(1 - 1/t, m_end) with t from 1."""
         momentum = ema_momentum(step.iteration, self.params.ema_end)
-        ema_update(self.teacher1, self.student1, momentum)
-        ema_update(self.teacher2, self.student2, momentum)
+        ema_update(self.teacher1, self.network("student1"), momentum)
+        ema_update(self.teacher2, self.network("student2"), momentum)
 
     def views(self, batch: Batch, gen: torch.Generator) -> Views:
         """Distorted labeled images, weak and mixed strong unlabeled views, the mask and padding."""
@@ -193,20 +215,29 @@ class MKD(Method):
         with torch.no_grad():
             for name in ("teacher1", "teacher2"):
                 model = getattr(self, name)
-                out = self.ctx.no_grad_forward(model, torch.cat([v.labeled, v.weak]), features=True, eval_mode=False)
+                out = self.forward_both(lambda x: self.ctx.no_grad_forward(model, x, features=True, eval_mode=False),
+                                        v.labeled, v.weak)
                 b = self.branch(self.mix_unlabeled(out.logits_low, v.box, n), self.mix_unlabeled(out.decoder, v.box, n),
                                 v.mask, n, v.ignore)
-                z_hat = self.augmented(name, model, b, strength)
+                z_hat = self.augmented(name, b, strength)
                 teachers[name] = self.target(b.logits, z_hat, b.valid, n, select=True)
         students, supervised = {}, {}
         for name in ("student1", "student2"):
             model = getattr(self, name)
-            out = model(torch.cat([v.labeled, v.strong]), features=True)
+            out = self.forward_both(partial(model, features=True), v.labeled, v.strong)
             supervised[name] = self.ctx.supervised_loss(out.logits[:n], v.mask)
             b = self.branch(out.logits_low, out.decoder, v.mask, n, v.ignore)
-            z_hat = self.augmented(name, model, b, strength)
+            z_hat = self.augmented(name, b, strength)
             students[name] = (z_hat, self.target(b.logits, z_hat, b.valid, n, select=False))
         return Outputs(teachers, students, supervised, strength)
+
+    def forward_both(self, forward: Callable[[Tensor], SegOutput], labeled: Tensor, unlabeled: Tensor) -> SegOutput:
+        """A network's outputs on [labeled; unlabeled]: two forward passes (``separate_forwards``) or one
+        (the encoder stages are left out: MKD reads logits and decoder features only)."""
+        if not self.params.separate_forwards:
+            return forward(torch.cat([labeled, unlabeled]))
+        first, second = forward(labeled), forward(unlabeled)
+        return SegOutput(*(torch.cat([a, b]) for a, b in zip(first[:3], second[:3])), stages=[])
 
     def mutual_losses(self, out: Outputs) -> tuple[Tensor, Tensor]:
         """(L_st, L_ss): each student learns from the other branch's teacher, and from the other student."""
@@ -220,10 +251,11 @@ class MKD(Method):
         out = self.distill(self.views(batch, step.generator), step)
         loss_st, loss_ss = self.mutual_losses(out)
         loss_sup1, loss_sup2 = out.supervised["student1"], out.supervised["student2"]
-        loss = loss_sup1 + loss_sup2 + p.weight_st * loss_st + p.weight_ss * loss_ss
+        ramp = min(1.0, step.iteration / p.mutual_ramp_iters) if p.mutual_ramp_iters else 1.0
+        loss = loss_sup1 + loss_sup2 + ramp * (p.weight_st * loss_st + p.weight_ss * loss_ss)
         return {"loss": loss, "loss_sup1": loss_sup1, "loss_sup2": loss_sup2, "loss_st": loss_st,
                 "loss_ss": loss_ss, "ema_momentum": ema_momentum(step.iteration, p.ema_end),
-                "isda_strength": out.strength}
+                "isda_strength": out.strength, "mutual_ramp": ramp}
 
     @staticmethod
     def mix_unlabeled(maps: Tensor, box: Tensor, n_labeled: int) -> Tensor:

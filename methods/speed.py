@@ -6,8 +6,8 @@ Segmentation", IEEE TCSVT 34(8):7359-7372, 2024.
 RE-IMPLEMENTATION FROM THE PAPER'S DESCRIPTION. The authors announced code but published only a
 README; everything beyond the abstract follows shared/design/methods/SPEED.md, and every inferred
 choice is a parameter below (its default is the specification's) and is written into the run record.
-On the demo protocol L_SPEED at lambda_s = 1 costs 2.3 mIoU against lambda_s = 0 on three seeds
-(README); lambda_s stays 1, since without L_SPEED the class is EntropyMix under FixMatch's loss, not SPEED.
+lambda_s stays 1 whatever the runs give (results/FINDINGS.md): without L_SPEED the class is EntropyMix
+under FixMatch's loss, not SPEED.
 
 One step (SPEED.md, "Total"):
 1. EntropyMix: one no-grad, eval-mode pass over the weak views of U and U' and two strong views of
@@ -89,7 +89,7 @@ class Speed(Method):
         return {"loss": (loss_x + p.lambda_u * loss_u + p.lambda_s * loss_s) / 2, "loss_x": loss_x,
                 "loss_u": loss_u, "loss_feat": loss_feat, "loss_logit": loss_logit,
                 "mask_ratio": mixed.pseudo.confident_fraction(p.threshold),
-                "partner_share": float(mixed.partner.float().mean())}
+                "partner_share": mixed.partner.float().mean()}
 
     def distillation(self, student_feat: Tensor, student_logits: Tensor, teacher_feat: Tensor,
                      teacher_logits: Tensor, ignore: Tensor) -> tuple[Tensor, Tensor]:

@@ -6,11 +6,11 @@ RE-IMPLEMENTATION FROM THE PAPER'S DESCRIPTION. Neither code nor the full text i
 follows shared/design/methods/ST_ASMNET.md, and every inferred choice (augmentation mode, direction of
 mimicking, layers, temperature, weights, threshold rule, EMA of buffers) is a parameter written into the
 run record. Defaults are the specification's but two, which the specification leaves open as options
-and the suite chose from its demo runs (README): crop mode instead of erasing (the erased view's CE keeps
-the labels of what it no longer shows) and the per-pixel pseudo-label mask instead of the scalar q
-(which weights every pixel's argmax). `mode=drop`, `pseudo_weight=scalar` give the specification's.
-`pseudo_views=augmented` (pseudo labels on the augmented view alone) beats the default on each of the
-demo's three seeds (+3.1, +11.0, +4.9 mIoU) but is not the default: the specification does not name it.
+and the suite chose from its demo runs (results/FINDINGS.md): crop mode instead of erasing (the erased
+view's CE keeps the labels of what it no longer shows) and the per-pixel pseudo-label mask instead of the
+scalar q (which weights every pixel's argmax). `mode=drop`, `pseudo_weight=scalar` give the
+specification's. `pseudo_views=augmented` (pseudo labels on the augmented view alone) is not the default
+whatever its runs give: the specification does not name it.
 The paper is fully supervised; using unlabeled images through the EMA teacher is the specification's
 extension that makes it semi-supervised here.
 
@@ -103,12 +103,11 @@ class STASMNet(Method):
         super().__init__(ctx, params)
         self.model = ctx.build_model()
         self.teacher = frozen_copy(self.model)
-        mean = getattr(self.model, "mean", torch.full((1, 3, 1, 1), 0.5))
-        self.register_buffer("fill", mean.detach().clone(), persistent=False)
+        self.register_buffer("fill", self.model.mean.detach().clone(), persistent=False)
 
     def after_step(self, step: Step) -> None:
         """theta' <- a theta' + (1 - a) theta with a = min(1 - 1/(t + 1), ema_max)."""
-        ema_update(self.teacher, self.model, ema_momentum(step.iteration, self.params.ema_max),
+        ema_update(self.teacher, self.network("model"), ema_momentum(step.iteration, self.params.ema_max),
                    buffers=self.params.ema_buffers)
 
     def ramp(self, iteration: int) -> float:
@@ -225,4 +224,4 @@ class STASMNet(Method):
         labeled = loss_x + sm_x + ema_x
         unlabeled = loss_pl + sm_u + ema_u
         return {"loss": labeled + p.lambda_u * unlabeled, "loss_x": loss_x, "loss_pl": loss_pl,
-                "loss_sm": sm_x + sm_u, "loss_ema": ema_x + ema_u, "q": float(q.mean()), "ramp": ramp}
+                "loss_sm": sm_x + sm_u, "loss_ema": ema_x + ema_u, "q": q.mean(), "ramp": ramp}

@@ -37,7 +37,8 @@ def test_the_parts_add_up_to_the_step_within_five_percent(measured) -> None:
 def test_the_floor_replays_the_network_calls_of_the_step(measured) -> None:
     by_method = {s["method"]: s for s in measured["methods"]}
     assert by_method["supervised"]["network_calls"] == 1
-    assert by_method["mkd"]["network_calls"] == 4  # two teachers without gradient, two students with
+    assert by_method["mkd"]["network_calls"] == 8  # two teachers without gradient, two students with, each
+    # on its labeled and its unlabeled batch in two passes (method.separate_forwards, the released code's)
     for summary in measured["methods"]:
         assert 0 < summary["floor_ms"] and summary["overhead"] == pytest.approx(summary["step_ms"] / summary["floor_ms"])
         assert summary["images_per_second"] == pytest.approx(1000 * summary["images_per_step"] / summary["step_ms"])
@@ -49,8 +50,8 @@ def test_mkd_calls_are_recorded_with_their_modes() -> None:
     candidate = bench._candidate("mkd", "demo", [*TINY, "trainer.channels_last=on"], "mkd")
     bench._timed_step(candidate, 0)
     calls = candidate.calls
-    assert [c.grad for c in calls] == [False, False, True, True]
-    assert all(c.training and c.shape == (8, 3, 48, 48) and c.kwargs == {"features": True} for c in calls)
+    assert [c.grad for c in calls] == [False] * 4 + [True] * 4  # teachers, then students: labeled, unlabeled
+    assert all(c.training and c.shape == (4, 3, 48, 48) and c.kwargs == {"features": True} for c in calls)
     assert all(p.grad is None for p in candidate.stepper.method.parameters())
     before = [p.clone() for p in candidate.stepper.method.student1.parameters()]
     bench.replay(calls, torch.device("cpu"))
@@ -103,3 +104,12 @@ def test_bench_with_a_split_measures_the_loader_and_the_evaluation(env, tmp_path
     assert out.startswith("CPU: ") and "torch CPU capability" in out.splitlines()[0]
     assert "the loader alone" in out and "sliding window" in out
     assert splits.load("demo_1_4")  # the split is untouched
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the check runs for real where there is CUDA")
+def test_gpu_check_without_cuda_says_so_in_one_line_and_succeeds(capsys) -> None:
+    from benchmark import cli
+
+    assert cli.main(["gpu-check"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("gpu-check: no CUDA device on this machine")

@@ -28,6 +28,12 @@ def test_unknown_key_names_the_valid_ones() -> None:
         config.resolve("demo", FixMatch.Params, overrides=["method.treshold=0.9"])
 
 
+def test_a_value_where_a_section_belongs_is_one_message() -> None:
+    with pytest.raises(UserError, match=r"optim must be a mapping of keys to values, got 5 \(set one key: "
+                                        r"--set optim\.KEY=VALUE\)"):
+        config.resolve("demo", Supervised.Params, overrides=["optim=5"])
+
+
 def test_wrong_types_and_choices_are_refused() -> None:
     with pytest.raises(UserError, match="data.crop_size must be an integer or a list, got 'big'"):
         config.resolve("demo", Supervised.Params, overrides=["data.crop_size=big"])

@@ -152,7 +152,8 @@ def test_unknown_split_says_how_to_get_it(env) -> None:
 
 def test_augmentations_keep_the_channels_last_format_of_their_input() -> None:
     from benchmark.config import AugmentConfig
-    from benchmark.data.augment import StrongAugment, photometric_distortion
+    from benchmark.data.augment import StrongAugment
+    from methods.common.augment import photometric_distortion
 
     x = torch.rand(4, 3, 16, 16).contiguous(memory_format=torch.channels_last)
     for augment in (StrongAugment(AugmentConfig()), photometric_distortion):

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.config import AugmentConfig
-from benchmark.data.augment import StrongAugment, xor_boxes
+from benchmark.data.augment import StrongAugment
+from methods.common.augment import xor_boxes
 from benchmark.method import Batch, Context, Labeled, Step, Unlabeled
 from benchmark.models import build_model
 from benchmark.config import ModelConfig
@@ -86,7 +87,8 @@ def context(classes: int = 3) -> Context:
                                        low_level_channels=4), classes)[0]
 
     return Context(num_classes=classes, ignore_index=255, build_model=build, supervised_loss=CrossEntropy(255),
-                   strong=StrongAugment(identity), cutmix_boxes=lambda n, gen: torch.zeros(n, 32, 32, dtype=torch.bool))
+                   strong=StrongAugment(identity), cutmix_boxes=lambda n, gen: torch.zeros(n, 32, 32, dtype=torch.bool),
+                   augment=identity)
 
 
 def batch() -> Batch:
@@ -180,3 +182,27 @@ def test_a_step_where_selection_keeps_no_teacher_pixel_has_a_finite_loss() -> No
     assert float(out["loss_ss"].detach()) > 0  # selection filters teacher pixels only: the students still teach each other
     out["loss"].backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.student1.parameters())
+
+
+def test_released_code_batchnorm_momentum_separate_passes_and_no_ramp_are_the_defaults() -> None:
+    torch.manual_seed(0)
+    method = MKD(context(), MKD.Params())
+    norms = [m for net in (method.student1, method.student2, method.teacher1, method.teacher2)
+             for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.momentum == 0.001 for m in norms)
+    labeled, unlabeled = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    student = method.student1.train()
+    for dropout in (m for m in student.modules() if isinstance(m, torch.nn.Dropout)):
+        dropout.p = 0.0  # train mode without randomness: only BatchNorm's batch statistics differ
+    both = method.forward_both(lambda x: student(x, features=True), labeled, unlabeled)
+    alone = student(labeled, features=True)  # BatchNorm in train mode: the labeled batch normalised on its own
+    assert torch.allclose(both.logits[:2], alone.logits, atol=1e-5)
+    joint = MKD(context(), MKD.Params(separate_forwards=False))
+    joint.student1 = student
+    together = joint.forward_both(lambda x: joint.student1.train()(x, features=True), labeled, unlabeled)
+    assert not torch.allclose(together.logits[:2], alone.logits, atol=1e-3)
+    ramped = MKD(context(), MKD.Params(mutual_ramp_iters=10))
+    for iteration, share in ((0, 0.0), (5, 0.5), (20, 1.0)):
+        out = ramped.training_step(batch(), Step(iteration, 100, torch.Generator().manual_seed(0)))
+        expected = out["loss_sup1"] + out["loss_sup2"] + share * (1.5 * out["loss_st"] + 1.0 * out["loss_ss"])
+        assert out["mutual_ramp"] == share and torch.allclose(out["loss"], expected)

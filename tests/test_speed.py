@@ -13,7 +13,7 @@ from benchmark.config import AugmentConfig, ModelConfig
 from benchmark.data.augment import StrongAugment
 from benchmark.method import Batch, Context, Labeled, Step, Unlabeled
 from benchmark.models import build_model
-from benchmark.models.deeplab import SegOutput
+from benchmark.models import SegOutput
 from methods.common.entropymix import EntropyMix, cell_scores, choose, compose_low, source_map
 from benchmark.losses import CrossEntropy
 from methods.common.relation import (logit_relation_loss, node_validity, node_weights, pixel_feature_loss,
@@ -312,6 +312,17 @@ def test_relation_kl_gradient_matches_autograd_of_the_direct_formula() -> None:
     (grad_expected,) = torch.autograd.grad(expected, student)
     assert torch.allclose(grad, grad_expected, atol=1e-12) and grad.abs().max() > 1e-3
     assert torch.isfinite(grad).all() and not grad[1].any()
+
+
+def test_relation_kl_runs_in_float32_under_bf16_autocast() -> None:
+    torch.manual_seed(3)
+    student, teacher = torch.randn(2, 8, 4, 4, requires_grad=True), torch.randn(2, 8, 4, 4)
+    valid = torch.ones(2, 16, dtype=torch.bool)
+    weights = node_weights(teacher, valid, entropy_weighting=False)
+    plain = relation_kl(student, teacher, valid, weights, 0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = relation_kl(student, teacher, valid, weights, 0.1)
+    assert autocast.dtype == torch.float32 and torch.allclose(autocast, plain, rtol=1e-5)
     loss = relation_kl(student, teacher, valid, weights, 0.1)
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="runs once per forward"):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchmark.method import Batch, Method, Step
-from benchmark.models.deeplab import SegOutput
+from benchmark.models import SegOutput
 from benchmark.step import Numerics, Stepper, build_method, build_optimizers
 from helpers import resolve_tiny
 from methods.mkd import MKD

@@ -19,16 +19,16 @@ from benchmark.config import AugmentConfig
 GRAY = (0.299, 0.587, 0.114)
 
 
-def _uniform(gen: torch.Generator, n: int, low: float, high: float, device: torch.device) -> Tensor:
+def uniform(gen: torch.Generator, n: int, low: float, high: float, device: torch.device) -> Tensor:
     return low + (high - low) * torch.rand(n, generator=gen, device=device)
 
 
-def _per_image(flags: Tensor) -> Tensor:
+def per_image(flags: Tensor) -> Tensor:
     """A per-image flag shaped to broadcast over N x C x H x W."""
     return flags.view(-1, 1, 1, 1)
 
 
-def _in_format_of(y: Tensor, x: Tensor) -> Tensor:
+def in_format_of(y: Tensor, x: Tensor) -> Tensor:
     """``y`` in the memory format of ``x``: the per-channel arithmetic here returns contiguous NCHW
     images, and a channels_last network would otherwise convert them at its first layer."""
     if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
@@ -92,7 +92,7 @@ def gaussian_blur(x: Tensor, sigma: Tensor, radius: int) -> Tensor:
 
 def random_blur(x: Tensor, sigma_range: tuple[float, float], gen: torch.Generator) -> Tensor:
     """Blur each image with its own sigma ~ U(sigma_range) (kernel radius 3 sigma_max, within the image)."""
-    sigma = _uniform(gen, x.shape[0], *sigma_range, x.device)
+    sigma = uniform(gen, x.shape[0], *sigma_range, x.device)
     return gaussian_blur(x, sigma, min(math.ceil(3 * sigma_range[1]), min(x.shape[-2:]) - 1))
 
 
@@ -106,55 +106,33 @@ class StrongAugment:
         cfg, n, device, images = self.config, x.shape[0], x.device, x
         bright, contrast, saturation, hue = cfg.jitter
         jitter = torch.rand(n, generator=gen, device=device) < cfg.jitter_p
-        factors = [_uniform(gen, n, max(0.0, 1 - s), 1 + s, device).view(-1, 1, 1, 1)
+        factors = [uniform(gen, n, max(0.0, 1 - s), 1 + s, device).view(-1, 1, 1, 1)
                    for s in (bright, contrast, saturation)]
-        shift = _uniform(gen, n, -hue, hue, device)
+        shift = uniform(gen, n, -hue, hue, device)
         y = (x * factors[0]).clamp(0, 1)
         mean = grayscale(y).mean((2, 3), keepdim=True)
         y = (factors[1] * y + (1 - factors[1]) * mean).clamp(0, 1)
         y = (factors[2] * y + (1 - factors[2]) * grayscale(y)).clamp(0, 1)
         y = shift_hue(y, shift) if hue > 0 else y
-        x = torch.where(_per_image(jitter), y, x)
+        x = torch.where(per_image(jitter), y, x)
         gray = torch.rand(n, generator=gen, device=device) < cfg.grayscale_p
-        x = torch.where(_per_image(gray), grayscale(x).expand_as(x), x)
+        x = torch.where(per_image(gray), grayscale(x).expand_as(x), x)
         blur = torch.rand(n, generator=gen, device=device) < cfg.blur_p
-        return _in_format_of(torch.where(_per_image(blur), random_blur(x, cfg.blur_sigma, gen), x), images)
+        return in_format_of(torch.where(per_image(blur), random_blur(x, cfg.blur_sigma, gen), x), images)
 
 
 def cutmix_boxes(n: int, height: int, width: int, config: AugmentConfig, gen: torch.Generator,
                  device: torch.device) -> Tensor:
     """N x H x W bool masks, each a random box (area and aspect from ``config``) with probability
     ``config.cutmix_p``, else empty. The box lies fully inside the crop, as in UniMatch."""
-    area = _uniform(gen, n, *config.cutmix_area, device) * height * width
-    ratio = _uniform(gen, n, *config.cutmix_aspect, device)
-    boxes = _boxes(area, ratio, height, width, gen)
+    area = uniform(gen, n, *config.cutmix_area, device) * height * width
+    ratio = uniform(gen, n, *config.cutmix_aspect, device)
+    boxes = random_boxes(area, ratio, height, width, gen)
     use = torch.rand(n, generator=gen, device=device) < config.cutmix_p
     return boxes & use.view(-1, 1, 1)
 
 
-def photometric_distortion(x: Tensor, gen: torch.Generator) -> Tensor:
-    """MMSegmentation's PhotoMetricDistortion, per image: brightness +-32/255, contrast (a scale in
-    [0.5, 1.5]) first or last, saturation x [0.5, 1.5] and hue +-18 degrees, each with probability 0.5."""
-    n, device = x.shape[0], x.device
-
-    def coin() -> Tensor:
-        return _per_image(torch.rand(n, generator=gen, device=device) < 0.5)
-
-    brightness = _uniform(gen, n, -32 / 255, 32 / 255, device).view(-1, 1, 1, 1)
-    contrast = _uniform(gen, n, 0.5, 1.5, device).view(-1, 1, 1, 1)
-    saturation = _uniform(gen, n, 0.5, 1.5, device).view(-1, 1, 1)
-    hue = _uniform(gen, n, -18 / 360, 18 / 360, device).view(-1, 1, 1)
-    use_b, use_c, contrast_first, use_s, use_h = coin(), coin(), coin(), coin(), coin()
-    x = torch.where(use_b, (x + brightness).clamp(0, 1), x)
-    x = torch.where(use_c & contrast_first, (x * contrast).clamp(0, 1), x)
-    hsv = rgb_to_hsv(x)
-    sat = torch.where(use_s[:, 0], (hsv[:, 1] * saturation).clamp(0, 1), hsv[:, 1])
-    hue_turns = torch.where(use_h[:, 0], (hsv[:, 0] + hue) % 1.0, hsv[:, 0])
-    y = hsv_to_rgb(torch.stack([hue_turns, sat, hsv[:, 2]], 1))
-    return _in_format_of(torch.where(use_c & ~contrast_first, (y * contrast).clamp(0, 1), y), x)
-
-
-def _boxes(area: Tensor, ratio: Tensor, height: int, width: int, gen: torch.Generator) -> Tensor:
+def random_boxes(area: Tensor, ratio: Tensor, height: int, width: int, gen: torch.Generator) -> Tensor:
     """N x H x W bool boxes of the given areas (pixels) and aspect ratios, placed uniformly inside."""
     n, device = area.shape[0], area.device
     box_w = torch.sqrt(area / ratio).floor().clamp(1, width)
@@ -166,27 +144,3 @@ def _boxes(area: Tensor, ratio: Tensor, height: int, width: int, gen: torch.Gene
     inside_x = (cols >= left.view(-1, 1, 1)) & (cols < (left + box_w).view(-1, 1, 1))
     inside_y = (rows >= top.view(-1, 1, 1)) & (rows < (top + box_h).view(-1, 1, 1))
     return inside_x & inside_y
-
-
-def xor_boxes(n: int, height: int, width: int, gen: torch.Generator, device: torch.device, boxes: int = 3,
-              area: tuple[float, float] = (0.25, 0.5), aspect: tuple[float, float] = (0.3, 1 / 0.3)) -> Tensor:
-    """MKD's CutMix mask: ``boxes`` boxes of area p / boxes each (p ~ U(area) per image, as a fraction
-    of the crop), log-uniform aspect, combined by XOR."""
-    total = _uniform(gen, n, *area, device) * height * width
-    mask = torch.zeros(n, height, width, dtype=torch.bool, device=device)
-    for _ in range(boxes):
-        ratio = torch.exp(_uniform(gen, n, math.log(aspect[0]), math.log(aspect[1]), device))
-        mask ^= _boxes(total / boxes, ratio, height, width, gen)
-    return mask
-
-
-def one_of(x: Tensor, ops: list, weights: list[float], gen: torch.Generator) -> Tensor:
-    """Each image gets exactly one of ``ops`` (callables on a batch), drawn with ``weights``."""
-    probs = torch.tensor(weights, dtype=torch.float32, device=x.device)
-    pick = torch.multinomial(probs / probs.sum(), x.shape[0], replacement=True, generator=gen)
-    out = x.clone()
-    for index, op in enumerate(ops):
-        chosen = pick == index
-        if chosen.any():
-            out[chosen] = op(x[chosen])
-    return out

@@ -9,7 +9,7 @@ a partly hidden disc from a ring or a square from a cross takes the whole shape.
 The options of ``DemoSpec`` make harder variants: distractor shapes labelled background (bars,
 crescents, half-discs), clutter lines, more noise and blur. Until December 2026 the defaults held all
 of these (``FORMER_DEFAULTS``); on them a CPU run needs about 2000 steps before semi-supervised
-learning shows, on the present defaults 600 steps are enough (README), so the demo answers in minutes.
+learning shows, on the present defaults 600 steps are enough (results/FINDINGS.md), so the demo answers in minutes.
 
 Image ``i`` of a split depends only on (seed, split, i) and the options, so any subset can be
 regenerated exactly.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from benchmark.config import ModelConfig
 from benchmark.models.backbones import build_backbone
-from benchmark.models.deeplab import DeepLabV3Plus, SegOutput
+from benchmark.models.deeplab import DeepLabV3Plus
+from benchmark.models.interface import SegmentationModel, SegOutput
 from benchmark.models.pretrained import WeightsInfo, initialise
 
 
@@ -17,4 +18,4 @@ def build_model(config: ModelConfig, num_classes: int) -> tuple[DeepLabV3Plus, W
     return model, weights
 
 
-__all__ = ["DeepLabV3Plus", "SegOutput", "WeightsInfo", "build_model"]
+__all__ = ["DeepLabV3Plus", "SegOutput", "SegmentationModel", "WeightsInfo", "build_model"]

@@ -7,26 +7,12 @@ as [0, 1] tensors: normalisation is the model's first layer.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.models.backbones import Backbone
-
-
-class SegOutput(NamedTuple):
-    """What a forward pass can expose besides the logits (a NamedTuple, so DDP passes it through)."""
-
-    logits: Tensor
-    """Class scores upsampled to the input size (N x C x H x W)."""
-    logits_low: Tensor
-    """Class scores before upsampling, at stride 4 (N x C x H/4 x W/4)."""
-    decoder: Tensor
-    """Decoder feature that the classifier reads (N x head_channels x H/4 x W/4)."""
-    stages: list[Tensor]
-    """Encoder feature maps at strides 4, 8, 16 and the last stage."""
+from benchmark.models.interface import SegmentationModel, SegOutput
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int, dilation: int = 1) -> nn.Sequential:
@@ -50,14 +36,9 @@ class ASPP(nn.Module):
         return self.project(torch.cat([branch(x) for branch in self.branches] + [pooled], dim=1))
 
 
-class DeepLabV3Plus(nn.Module):
-    """DeepLabV3+ on any :class:`Backbone`.
-
-    ``model(x)`` returns logits at the input size; ``model(x, features=True)`` a :class:`SegOutput`;
-    ``model(x, fp_dropout=p)`` the pair (clean logits, logits with Dropout2d(p) on the encoder features
-    the decoder reads), UniMatch's feature perturbation. Everything goes through ``forward`` so that a
-    DistributedDataParallel wrapper sees every use.
-    """
+class DeepLabV3Plus(SegmentationModel):
+    """DeepLabV3+ on any :class:`Backbone`, with the calls of :class:`SegmentationModel`. Everything a
+    step computes goes through ``forward``, so that a DistributedDataParallel wrapper sees every use."""
 
     def __init__(self, backbone: Backbone, num_classes: int, head_channels: int = 256,
                  low_level_channels: int = 48, rates: tuple[int, int, int] = (6, 12, 18),
@@ -73,6 +54,10 @@ class DeepLabV3Plus(nn.Module):
                                   _conv_bn_relu(head_channels, head_channels, 3))
         self.classifier = nn.Conv2d(head_channels, num_classes, 1)
         self.num_classes = num_classes
+        self.feature_channels = head_channels
+
+    def classifier_weight(self) -> Tensor:
+        return self.classifier.weight.flatten(1)
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Parameters outside the encoder (they take the head learning-rate multiplier)."""

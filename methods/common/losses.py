@@ -5,7 +5,8 @@ The labeled losses (CE, OHEM CE, ``mean_cross_entropy``) are the harness's: ``be
 
 from __future__ import annotations
 
-import torch
+import math
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -35,4 +36,4 @@ def kl_from_log_probs(log_p_s: Tensor, log_p_t: Tensor, dim: int = 1) -> Tensor:
 def normalized_entropy(logits: Tensor, dim: int = 1) -> Tensor:
     """Entropy of softmax(logits) divided by log C, so it lies in [0, 1]."""
     log_p = F.log_softmax(logits.float(), dim=dim)
-    return -(log_p.exp() * log_p).sum(dim) / torch.log(torch.tensor(float(logits.shape[dim])))
+    return -(log_p.exp() * log_p).sum(dim) / math.log(logits.shape[dim])

@@ -40,8 +40,9 @@ class Pseudo:
         """Confidence-masked CE of ``logits`` against these labels, over the non-padding pixels."""
         return masked_cross_entropy(logits, self.label, self.confident(threshold), ~self.ignore)
 
-    def confident_fraction(self, threshold: float) -> float:
-        """Share of non-padding pixels whose confidence reaches ``threshold``."""
+    def confident_fraction(self, threshold: float) -> Tensor:
+        """Share of non-padding pixels whose confidence reaches ``threshold`` (a 0-d tensor: logged without
+        a host synchronisation of its own)."""
         valid = (~self.ignore).sum().clamp_min(1)
-        return float(self.confident(threshold).sum() / valid)
+        return self.confident(threshold).sum() / valid
 

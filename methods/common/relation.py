@@ -89,9 +89,12 @@ def relation_kl(student: Tensor, teacher: Tensor, valid: Tensor, weights: Tensor
     """Weighted mean over rows of KL(A_teacher || A_student), averaged over the images with valid nodes.
     A is the row-wise softmax of cos(v_i, v_j) / tau over valid columns; the teacher is a target."""
     scale = tau ** -0.5  # s_i . s_j = cos / tau
-    s = F.normalize(student.flatten(2), dim=1) * scale
-    t = F.normalize(teacher.detach().flatten(2), dim=1) * scale
-    return weighted_node_mean(_RelationKL.apply(s, t, valid), weights, valid)
+    wide = torch.promote_types(student.dtype, torch.float32)  # float32 at least, float64 kept
+    s = F.normalize(student.to(wide).flatten(2), dim=1) * scale
+    t = F.normalize(teacher.detach().to(wide).flatten(2), dim=1) * scale
+    with torch.autocast(s.device.type, enabled=False):  # the N x N softmaxes in float32 under any autocast
+        kl = _RelationKL.apply(s, t, valid)
+    return weighted_node_mean(kl, weights, valid)
 
 
 def logit_relation_loss(student: Tensor, teacher: Tensor, valid: Tensor, weights: Tensor, tau: float,
@@ -102,10 +105,11 @@ def logit_relation_loss(student: Tensor, teacher: Tensor, valid: Tensor, weights
 
 
 def weighted_node_mean(values: Tensor, weights: Tensor, valid: Tensor) -> Tensor:
-    """Mean over images (with valid nodes) of the weighted per-node ``values`` (B x N)."""
+    """Mean over images (with valid nodes) of the weighted per-node ``values`` (B x N); zero, still in the
+    graph, when no image has one. Written without a data-dependent branch (no host synchronisation)."""
     per_image = (values * weights).sum(1)
     has_nodes = valid.any(1)
-    return per_image[has_nodes].mean() if has_nodes.any() else per_image.sum() * 0
+    return (per_image * has_nodes).sum() / has_nodes.sum().clamp_min(1)
 
 
 def pixel_feature_loss(student: Tensor, teacher: Tensor, valid: Tensor, weights: Tensor) -> Tensor:
