@@ -57,16 +57,18 @@ def _interval(row: Any) -> str:
     return "" if low is None or math.isnan(low) else f"95% CI [{low:.2f}, {high:.2f}]"
 
 
-def evaluation_of(block: pd.DataFrame) -> str:
-    """The evaluation set(s) of a data set's summary rows, in words, for the statement above its table."""
-    if "evaluated_on" not in block:
-        return "val"
-    kinds = []
-    for (kind, images), _ in block.groupby(["evaluated_on", "eval_images"], sort=True, dropna=False):
-        count = "" if pd.isna(images) else f" ({int(images)} images)"
-        kinds.append(f"test{count}: the last and the best-on-val networks, val beside" if kind == "test"
-                     else f"val{count}")
-    return "; ".join(sorted(kinds, key=lambda text: not text.startswith("test")))
+def evaluation_of(rows: list[tuple[str, str, list[Any]]]) -> str:
+    """The evaluation set(s) of one table's cells, in words, for the statement beside it."""
+    kinds = set()
+    for _, _, cells in rows:
+        for cell in cells:
+            if cell is not None:
+                images = getattr(cell, "eval_images", None)
+                kinds.add((getattr(cell, "evaluated_on", "val"), None if pd.isna(images) else int(images)))
+    texts = [(f"test{f' ({images} images)' if images else ''}: the last and the best-on-val networks, val beside"
+              if kind == "test" else f"val{f' ({images} images)' if images else ''}")
+             for kind, images in sorted(kinds, key=lambda k: (k[0] != "test", k[1] or 0))]
+    return "; ".join(texts) or "val"
 
 
 def cell_text(row: Any, newline: str, published: str) -> str:
@@ -96,12 +98,13 @@ def markdown(summary: pd.DataFrame, checks: dict[str, list[str]] | None = None) 
              "paired difference to it has an interval containing 0. Published numbers are the papers' own, with their backbone. Runs: "
              "'reference' = the suite's committed records (results/reference/), 'local' = your own runs.\n"]
     for dataset, all_splits, all_rows in grid(summary):
-        parts.append(f"\n## {dataset}\n\nEvaluated on {evaluation_of(summary[summary['dataset'] == dataset])}.\n\n")
+        parts.append(f"\n## {dataset}\n\n")
         for line in (checks or {}).get(dataset, []):
             parts.append(f"- ⚠ {line}\n")
         for title, splits, rows in headline_and_variants(all_splits, all_rows):
             header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
             parts.append(f"\n### {dataset}: {title}\n" if title else "")
+            parts.append(f"\nEvaluated on {evaluation_of(rows)}.\n")
             parts.append("\n| method | runs | " + " | ".join(header) + " |\n|---|---|" + "---|" * len(header) + "\n")
             for method, source, cells in rows:
                 parts.append(f"| {method} | {source} | "
@@ -116,7 +119,7 @@ def terminal(summary: pd.DataFrame, console: Console, checks: dict[str, list[str
             console.print(f"[yellow]check {dataset}:[/] {line}", highlight=False, soft_wrap=True)
         for title, splits, rows in headline_and_variants(all_splits, all_rows):
             table = Table(title=f"{dataset}{' ' + title if title else ''}: mIoU % on "
-                          f"{evaluation_of(summary[summary['dataset'] == dataset])} (last: mean ± std over seeds, "
+                          f"{evaluation_of(rows)} (last: mean ± std over seeds, "
                           "95 % interval over the evaluation images; best)", show_lines=True)
             table.add_column("method", style="bold")
             table.add_column("runs")
@@ -143,7 +146,7 @@ def latex(summary: pd.DataFrame) -> str:
         _, splits, rows = headline[0]
         names = [_latex_escape(s) for s in splits["split"]]
         n = len(names)
-        parts.append(f"\n% {dataset}, evaluated on {evaluation_of(summary[summary['dataset'] == dataset])}\n\\begin{{tabular}}{{ll{'c' * n}{'c' * n}}}\n\\toprule\n")
+        parts.append(f"\n% {dataset}, evaluated on {evaluation_of(rows)}\n\\begin{{tabular}}{{ll{'c' * n}{'c' * n}}}\n\\toprule\n")
         parts.append(f"& & \\multicolumn{{{n}}}{{c}}{{ours (mIoU \\%)}} & \\multicolumn{{{n}}}{{c}}{{published}} \\\\\n")
         parts.append(f"\\cmidrule(lr){{3-{2 + n}}}\\cmidrule(lr){{{3 + n}-{2 + 2 * n}}}\n")
         labels = [f"{name} ({s.labeled})" for name, s in zip(names, splits.itertuples())]
@@ -235,7 +238,7 @@ def readme_block(summary: pd.DataFrame, runs: pd.DataFrame, checks: dict[str, li
             continue
         _, splits, rows = headline[0]
         main = runs[(runs["dataset"] == dataset) & runs["method"].map(is_main)]
-        parts.append(f"\n#### {dataset}\n\nEvaluated on {evaluation_of(summary[summary['dataset'] == dataset])}.\n\n")
+        parts.append(f"\n#### {dataset}\n\nEvaluated on {evaluation_of(rows)}.\n\n")
         for setup, group in main.groupby("setup"):
             seeds = ", ".join(str(seed) for seed in sorted(group["seed"].unique()))
             hours = group["seconds"].fillna(0).sum() / 3600
