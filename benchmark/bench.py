@@ -51,7 +51,7 @@ from benchmark.config import crop_hw, dtype_name
 from benchmark.data.batch import Batch, Labeled, Unlabeled
 from benchmark.errors import UserError
 from benchmark.records import environment
-from benchmark.step import Numerics, Stepper, build_method, build_optimizers, pick_device
+from benchmark.step import Numerics, Stepper, build_method, build_optimizers, images_per_step, pick_device
 
 EVAL_NUMERICS = ("off", "bf16")
 """The evaluation numerics bench measures side by side on every machine (float32 and bf16 autocast)."""
@@ -309,7 +309,7 @@ def _candidate(name: str, preset: str, overrides: list[str], label: str) -> Cand
     crop = crop_hw(cfg.data)
     batch = synthetic_batch(crop, cfg.data.batch_size, cfg.data.unlabeled_batch_size, cfg.data.num_classes, device,
                             numerics.channels_last)
-    images = cfg.data.batch_size + (cfg.data.unlabeled_batch_size * (1 + cls.uses_mix) if cls.uses_unlabeled else 0)
+    images = images_per_step(cls, cfg.data)
     return Candidate(label, name, numerics, stepper, clock, batch, images, images * crop[0] * crop[1])
 
 

@@ -32,7 +32,7 @@ from rich.table import Table
 
 from benchmark import config as config_module
 from benchmark import distributed, method as method_registry
-from benchmark.data import check, layouts, roots, splits
+from benchmark.data import layouts, roots, splits, validate
 from benchmark.errors import UserError
 from benchmark.records import RunLock, RunPaths, read_record, results_root, writable_root
 from benchmark.settings import describe
@@ -61,7 +61,7 @@ def _resolve(args: argparse.Namespace, method_cls: type, split: splits.Split) ->
 
 
 def _check_split(split: splits.Split, root: Path) -> None:
-    problems = check.quick_problems(split, root)
+    problems = validate.quick_problems(split, root)
     if problems:
         raise UserError(f"split {split.name} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
                         + f"\nFix the split files or --data-root; 'python -m benchmark splits check "
@@ -329,12 +329,12 @@ def cmd_splits_check(args: argparse.Namespace) -> int:
     data = config_module.resolve(preset).run.data
     root = roots.resolve(split.dataset, args.root, data.root)
     if args.quick:
-        problems = check.quick_problems(split, root)
+        problems = validate.quick_problems(split, root)
     else:
         total = sum(len(samples) for _, samples in split.lists())
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"checking {split.name}", total=total)
-            problems = check.full_problems(split, root, data, lambda: progress.advance(task))
+            problems = validate.full_problems(split, root, data, lambda: progress.advance(task))
     if problems:
         console.print(f"[bold red]{split.name}: {len(problems)} problem(s)[/]")
         for problem in problems:

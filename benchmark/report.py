@@ -5,7 +5,7 @@ Reads ``runs/**/record.json`` of two results folders: yours (``local``) and the 
 half a run). Runs are grouped by data set, split, method and source (a local run is never averaged with
 a reference run), with mean and standard deviation over seeds of the last and the best evaluation, the
 number of seeds and the labeled count of every split. Runs of one cell made under different protocols are
-never averaged (``checks``). A run of a data set with a test list is reported on test (its last and its
+never averaged (``protocol_checks``). A run of a data set with a test list is reported on test (its last and its
 best-on-val networks, evaluated once at its end), with its val figures beside; other runs on val. Where
 the records carry per-image counts, every cell has a 95 % bootstrap interval over the evaluation images
 and per split the best main method and those not distinguishable from it are marked (``stats``);
@@ -30,7 +30,7 @@ from rich.console import Console
 
 from benchmark import figures, stats, tables
 from benchmark.atomic import write_text
-from benchmark.checks import protocol_checks
+from benchmark.protocol_checks import protocol_checks
 from benchmark.config import dtype_name
 from benchmark.data import demo
 from benchmark.errors import UserError

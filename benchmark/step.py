@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from benchmark import distributed, hardware
-from benchmark.config import Resolved, RunConfig, TrainerConfig, crop_hw
+from benchmark.config import DataConfig, Resolved, RunConfig, TrainerConfig, crop_hw
 from benchmark.data.augment import StrongAugment, cutmix_boxes
 from benchmark.data.batch import Batch
 from benchmark.errors import UserError
@@ -140,6 +140,12 @@ def _sgd(model: nn.Module, lr: float, head_mult: float, momentum: float, weight_
     else:
         groups = [{"params": list(model.parameters()), "lr": lr, "base_lr": lr}]
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def images_per_step(method_cls: type[Method], data: DataConfig) -> int:
+    """Training images a micro-batch of ``method_cls`` reads: labeled, unlabeled and mix sources."""
+    unlabeled = data.unlabeled_batch_size * (1 + method_cls.uses_mix) if method_cls.uses_unlabeled else 0
+    return data.batch_size + unlabeled
 
 
 def build_optimizers(method: Method, cfg: RunConfig) -> dict[str, torch.optim.Optimizer]:

@@ -41,7 +41,8 @@ from benchmark.models import WeightsInfo
 from benchmark.progress import Progress
 from benchmark.records import RunPaths, environment, peak_memory_mb, write_config, write_metrics, write_per_image
 from benchmark.scalars import Scalars
-from benchmark.step import Numerics, Stepper, build_method, build_optimizers, lr_scale, pick_device
+from benchmark.step import (Numerics, Stepper, build_method, build_optimizers, images_per_step, lr_scale,
+                            pick_device)
 
 
 MAX_SKIPPED_IN_A_ROW = 3
@@ -359,8 +360,7 @@ class Trainer:
     def _images_per_second(self, state: RunState) -> float | None:
         """Training images (labeled, unlabeled and mix sources) consumed per second of training."""
         cfg = self.cfg
-        per_step = cfg.data.batch_size + (cfg.data.unlabeled_batch_size * (1 + self.method_cls.uses_mix)
-                                          if self.method_cls.uses_unlabeled else 0)
+        per_step = images_per_step(self.method_cls, cfg.data)
         seconds = state.train_seconds
         return round(state.iteration * per_step * cfg.schedule.accumulate / seconds, 2) if seconds else None
 

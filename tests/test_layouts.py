@@ -10,7 +10,7 @@ from PIL import Image
 
 from benchmark import cli, config
 from benchmark.config import DataConfig
-from benchmark.data import check, layouts, roots, splits
+from benchmark.data import layouts, roots, splits, validate
 from benchmark.data.datasets import PairReader
 from benchmark.errors import DataError, UserError
 from methods.supervised import Supervised
@@ -170,7 +170,7 @@ def test_missing_files_accept_standard_variants(tmp_path: Path) -> None:
     mask(tmp_path / "SegmentationClassAug/x.png", np.zeros((6, 8)))
     split = splits.Split("voc_test", "voc", tmp_path, [("JPEGImages/x.jpg", "SegmentationClass/x.png")], [],
                          [("JPEGImages/y.jpg", "SegmentationClass/y.png")])
-    assert check.missing_files(split, tmp_path) == [
+    assert validate.missing_files(split, tmp_path) == [
         f"val: 2 files missing under {tmp_path}, e.g. JPEGImages/y.jpg, SegmentationClass/y.png"]
 
 

@@ -135,7 +135,7 @@ def test_intervals_marks_and_paired_comparison_from_per_image_counts(tmp_path: P
 
 
 def test_protocol_checks_name_the_cells_and_mixed_protocols_are_never_averaged(tmp_path: Path) -> None:
-    from benchmark.checks import protocol_checks
+    from benchmark.protocol_checks import protocol_checks
 
     full_record(tmp_path, "demo_1_16", "supervised", 0, *made_up(0, 0.6))
     full_record(tmp_path, "demo_1_16", "supervised", 1, *made_up(1, 0.6), crop=64)
@@ -159,7 +159,7 @@ def test_protocol_checks_name_the_cells_and_mixed_protocols_are_never_averaged(t
 
 
 def test_runs_whose_resolved_numerics_differ_are_never_averaged_and_the_check_names_numerics(tmp_path: Path) -> None:
-    from benchmark.checks import protocol_checks
+    from benchmark.protocol_checks import protocol_checks
 
     bf16 = {"amp": "off", "teacher_amp": "off", "eval_amp": "bf16", "channels_last": True, "cpu_model": "Some CPU",
             "cpu_cores": 2, "cpu_capability": "AVX512", "bf16_native": True}
@@ -388,7 +388,7 @@ def test_runs_with_a_test_list_are_reported_on_test_with_val_beside(tmp_path: Pa
     import numpy as np
 
     from benchmark import stats, tables
-    from benchmark.checks import protocol_checks
+    from benchmark.protocol_checks import protocol_checks
 
     for seed in range(3):
         full_record(tmp_path, "demo_1_16", "supervised", seed, *made_up(seed, 0.6), test=made_up(20 + seed, 0.4))

@@ -20,6 +20,8 @@ import numpy as np
 import yaml
 
 from benchmark.atomic import write_text
+from benchmark.data.folders import paired, png_name
+from benchmark.data.splits import read_list, splits_root
 from benchmark.errors import UserError
 from benchmark.settings import build, setting
 
@@ -107,7 +109,6 @@ class Dataset:
 
     def test_list(self, root: Path) -> list[tuple[str, str | None]]:
         """The held-out test images under ``root`` (empty without a test set)."""
-        from benchmark.data.splits import read_list
 
         spec = self.spec
         if spec.test_list:
@@ -116,7 +117,6 @@ class Dataset:
 
     def pool_and_val(self, root: Path, seed: int = 0) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]], str]:
         """(training pool, val list, how the val list was made) under ``root``."""
-        from benchmark.data.splits import read_list
 
         spec = self.spec
         pool = (read_list(root / spec.train_list, need_mask=True) if spec.train_list
@@ -140,8 +140,6 @@ _loaded: dict[str, Dataset] = {}
 
 def _paired(root: Path, images: str | None, masks: str | None) -> list[tuple[str, str | None]]:
     """Every image under ``root/images`` with the mask of the same stem under ``root/masks``."""
-    from benchmark.data.layouts import paired, png_name
-
     pairs = paired(root, str(images), str(masks), IMAGE_SUFFIXES, png_name)
     if not pairs:
         raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root / str(images)}")
@@ -205,7 +203,6 @@ def read(path: Path) -> Dataset:
 
 def registered_path(name: str) -> Path:
     """Where ``datasets add`` keeps the file of data set ``name``."""
-    from benchmark.data.splits import splits_root
 
     return splits_root() / name / FILE_NAME
 
@@ -227,7 +224,6 @@ def find(name: str) -> Dataset | None:
 
 def registered() -> list[str]:
     """Names of the registered data sets."""
-    from benchmark.data.splits import splits_root
 
     return sorted(p.parent.name for p in splits_root().glob(f"*/{FILE_NAME}"))
 

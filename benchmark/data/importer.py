@@ -102,18 +102,12 @@ def our_name(dataset: str, source: str, source_name: str, labeled: int) -> str:
 
 def read_entries(path: Path, dataset: str) -> list[Sample]:
     """A published list as (image, mask) pairs: two-field lines as they are, one-field lines completed."""
-    samples = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) > 2:
-            raise UserError(f"{path}:{number}: expected one or two fields, got {line!r}")
-        pair = (fields[0], fields[1]) if len(fields) == 2 else complete_line(dataset, fields[0])
-        for part in pair:
-            splits.check_relative(part, f"{path}:{number}")
-        samples.append(pair)
-    return samples
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    return [(image, mask) if mask else complete_line(dataset, image)
+            for image, mask in splits.parse_lines(text, str(path), need_mask=False)]
 
 
 def derive_unlabeled(dataset: str, labeled: list[Sample], root: Path | None, folder: Path) -> tuple[list[Sample], str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data import custom, demo
+from benchmark.data.folders import paired, png_name
 from benchmark.data.splits import Sample
 from benchmark.errors import UserError
 
@@ -130,31 +131,12 @@ def _demo(root: Path) -> Pools:
                  "the demo val set")
 
 
-def paired(root: Path, images: str, masks: str, suffixes: tuple[str, ...], mask_name: Callable[[str], str]) -> list[Sample]:
-    """Every image (a file with one of ``suffixes``) under ``root/images`` with its mask under ``root/masks``
-    (sorted by name); an image without its mask is an error naming it."""
-    found = sorted(p for p in (root / images).iterdir() if p.suffix.lower() in suffixes)
-    pairs, missing = [], []
-    for image in found:
-        mask = f"{masks}/{mask_name(image.name)}"
-        (pairs if (root / mask).is_file() else missing).append((f"{images}/{image.name}", mask))
-    if missing:
-        raise UserError(f"{len(missing)} images under {root / images} have no mask under {root / masks}, e.g. "
-                        + ", ".join(m for _, m in missing[:3]))
-    return pairs
-
-
 def _camvid(root: Path) -> Pools:
     def folder(images: str) -> list[Sample]:
         return paired(root, images, f"{images}annot", (".png",), lambda name: name)
 
     return Pools(folder("train"), folder("val"), "the camvid val set", folder("test") if (root / "test").is_dir() else [],
                  "the camvid test set (test/ and testannot/)")
-
-
-def png_name(name: str) -> str:
-    """The mask file name of an image: its stem with .png."""
-    return str(Path(name).with_suffix(".png"))
 
 
 def _ade20k(root: Path) -> Pools:
