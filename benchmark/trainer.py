@@ -35,7 +35,7 @@ from benchmark.data import demo
 from benchmark.data.pipeline import eval_dataset, train_streams
 from benchmark.data.splits import Split
 from benchmark.errors import UserError
-from benchmark.evaluate import Evaluator, Protocol
+from benchmark.evaluate import EvalResult, Evaluator, Protocol
 from benchmark.method import Method, unwrap
 from benchmark.models import WeightsInfo
 from benchmark.progress import Progress
@@ -89,6 +89,12 @@ class RunState:
     def from_checkpoint(cls, payload: dict[str, Any]) -> RunState:
         """The state stored at the top level of a checkpoint payload."""
         return cls(**{f.name: payload[f.name] for f in dataclasses.fields(cls) if f.name in payload})
+
+
+def _counts(iteration: int, result: EvalResult) -> dict[str, Any]:
+    """An evaluation's per-image counts as ``write_per_image`` takes them, with the iteration they are of."""
+    return {"iteration": iteration, "intersection": torch.from_numpy(result.intersection),
+            "union": torch.from_numpy(result.union)}
 
 
 @contextlib.contextmanager
@@ -223,9 +229,7 @@ class Trainer:
             best, _, _ = build_method(self.resolved, self.method_cls, self.device, self.numerics)
             best.load_state_dict(checkpoint.read_networks(self.paths.best, self.device)["networks"])
             results["best"] = (best_iteration, evaluator.run(unwrap(best.eval_model())))
-        self.test_counts = {which: {"iteration": iteration, "intersection": torch.from_numpy(result.intersection),
-                                    "union": torch.from_numpy(result.union)}
-                            for which, (iteration, result) in results.items()}
+        self.test_counts = {which: _counts(iteration, result) for which, (iteration, result) in results.items()}
         self.test = {"list": self.split.test_path.name, "sha256": self.split.test_sha256(),
                      "images": len(images), "sizes": images.reader.sizes(),
                      **{f"{which}_{key}": value for which, (iteration, result) in results.items()
@@ -284,8 +288,7 @@ class Trainer:
                               "losses": {k: v / count for k, v in state.sums.items()}, "lr": lr,
                               "train_seconds": round(state.train_seconds, 3)})
         state.sums, state.count = {}, 0
-        counts = {"iteration": state.iteration, "intersection": torch.from_numpy(result.intersection),
-                  "union": torch.from_numpy(result.union)}
+        counts = _counts(state.iteration, result)
         state.per_image["last"] = counts
         if state.best is None or result.miou > state.best["miou"]:
             state.best = {"miou": result.miou, "iteration": state.iteration, "iou": result.iou}
