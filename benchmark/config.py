@@ -17,10 +17,11 @@ from typing import Any, Literal
 
 import yaml
 
+from benchmark.data import custom
 from benchmark.errors import UserError
 from benchmark.settings import build, merge, setting, to_dict
+from benchmark.yaml_files import presets, read_yaml, shipped_preset
 
-PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 
 @dataclass
@@ -185,47 +186,26 @@ class Resolved:
         """A short hash of the configuration that decides the training (seed included).
 
         ``trainer.on_nonfinite`` is hashed as its default: it changes nothing a run computes until a
-        non-finite step happens, so a stopped run can be resumed with ``skip`` as its message advises.
-        ``trainer.teacher_amp`` and ``trainer.eval_amp`` are hashed as absent when 'auto' and 'off'
-        respectively, their meaning before the keys existed: runs made then resume with
-        ``--set trainer.eval_amp=off``; so are ``data.mask_colors`` and ``data.ignore_colors`` when empty."""
+        non-finite step happens, so a stopped run can be resumed with ``skip`` as its message advises."""
         data = self.as_dict()
         data["trainer"] = {**data["trainer"], "on_nonfinite": "stop"}
-        for section, key, legacy in (("trainer", "teacher_amp", "auto"), ("trainer", "eval_amp", "off"),
-                                     ("data", "mask_colors", []), ("data", "ignore_colors", [])):
-            if data[section][key] == legacy:
-                del data[section][key]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``safe_load``; any failure names the file."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"config file {path} does not exist") from None
-    except (OSError, yaml.YAMLError) as error:
-        raise UserError(f"cannot read config file {path}: {error}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"config file {path} must hold a mapping of keys to values")
-    return data
-
-
-def presets() -> list[str]:
-    """Names of the dataset presets shipped with the suite."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+def of_run_folder(folder: Path, preset: str, method_cls: type) -> Resolved:
+    """The configuration a run was resolved to when it trained (its config.yaml)."""
+    data = read_yaml(Path(folder) / "config.yaml")
+    preset, sources = data.pop("preset", preset), data.pop("sources", [])
+    method_params = data.pop("method", {}) or {}
+    return Resolved(build(RunConfig, data), build(method_cls.Params, method_params, "method."), preset, sources)
 
 
 def load_preset(name: str) -> dict[str, Any]:
     """The preset ``name`` as a mapping: a shipped one, or the one derived from your data set ``name``
     (registered with ``datasets add`` or read with ``--dataset-file``)."""
-    from benchmark.data import custom
-
-    path = PRESET_DIR / f"{name}.yaml"
-    if path.exists():
-        return read_yaml(path)
+    shipped = shipped_preset(name)
+    if shipped is not None:
+        return shipped
     dataset = custom.find(name)
     if dataset is None:
         yours = custom.registered()

@@ -27,7 +27,8 @@ from rich.table import Table
 from benchmark import PROJECT_ROOT
 from benchmark import method as registry
 from benchmark.atomic import write_text
-from benchmark.records import environment, read_record
+from benchmark.records import environment
+from benchmark.run_record import read_run_record
 
 STEPS = 200
 MODELS = {
@@ -60,15 +61,16 @@ def _train(method: str, model: str, out: Path) -> dict[str, Any]:
                "--set", f"schedule.eval_every={STEPS}", *MODELS[model]]
     result = _run(command, RUN_TIMEOUT_S)
     folder = out / "runs" / "demo" / "demo_1_16" / f"{method}+{model.replace('_', '-')}" / "seed0"
-    record = read_record(folder / "record.json") or {}
+    record = read_run_record(folder / "record.json")
     losses = [line.get("losses", {}) for line in _lines(folder / "metrics.jsonl")]
     finite = bool(losses) and all(math.isfinite(v) for part in losses for v in part.values())
-    seconds = record.get("train_seconds")
+    seconds = record.train_seconds if record else None
     return {"method": method, "model": model, "status": result["status"], "seconds": result["seconds"],
             "step_ms": round(1000 * seconds / STEPS, 1) if seconds else None,
-            "images_per_second": record.get("images_per_second"), "peak_memory_mb": record.get("peak_memory_mb"),
-            "loss_finite": finite and record.get("skipped_steps", 0) == 0,
-            "miou": round(100 * record["last_miou"], 2) if record.get("last_miou") is not None else None,
+            "images_per_second": record.images_per_second if record else None,
+            "peak_memory_mb": record.peak_memory_mb if record else None,
+            "loss_finite": finite and record is not None and record.skipped_steps == 0,
+            "miou": round(100 * record.last_miou, 2) if record and record.last_miou is not None else None,
             "output_tail": result["output_tail"] if result["status"] != 0 else ""}
 
 

@@ -120,14 +120,6 @@ class RunPaths:
         return self.folder / ".lock"
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
-    """A record.json, or None when it is missing or unreadable (being written by another process)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def write_config(paths: RunPaths, config: dict[str, Any]) -> None:
     write_text(paths.config, yaml.safe_dump(config, sort_keys=False))
 

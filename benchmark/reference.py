@@ -13,17 +13,19 @@ a tagged run whose configuration became the preset's as the method itself.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmark.atomic import write_atomic, write_json
+from benchmark.atomic import write_atomic
 from benchmark.errors import UserError
-from benchmark.records import REFERENCE_ROOT, RunPaths, read_record
+from benchmark.records import REFERENCE_ROOT, RunPaths
+from benchmark.run_record import read_run_record, write_run_record
 
 COPIED = ("config.yaml", "metrics.jsonl", "per_image.npz", "test_per_image.npz", "record.json")
 """What a reference run holds; record.json is written last, so that a half-copied run is never read as
-finished. A record made before per-image counts existed has no per_image.npz, and a run of a split
-without a test list no test_per_image.npz: they are copied without."""
+finished. A run of a split without a test list has no test_per_image.npz, and a run that never
+evaluated no per_image.npz: they are copied without."""
 OPTIONAL = ("per_image.npz", "test_per_image.npz")
 
 
@@ -32,26 +34,22 @@ def promote(folders: list[Path], replace: bool = False, reference: Path = REFERE
     """Copy each finished run folder into ``reference`` (under ``as_tag`` when given, see the module's
     docstring); yields one line per run copied."""
     for folder in folders:
-        record = read_record(folder / "record.json")
+        record = read_run_record(folder / "record.json")
         if record is None:
             raise UserError(f"{folder} holds no readable record.json; name a run folder (…/<method>/seed<k>)")
-        if record.get("status") != "finished":
-            raise UserError(f"{folder} is not finished (status {record.get('status')!r}); finish it with the "
+        if not record.finished:
+            raise UserError(f"{folder} is not finished (status {record.status!r}); finish it with the "
                             "same run command first")
         missing = [name for name in COPIED if name not in OPTIONAL and not (folder / name).is_file()]
         if missing:
             raise UserError(f"{folder} lacks {', '.join(missing)}; rerun it to write them")
         if as_tag is not None:
             tag = None if as_tag == "none" else as_tag
-            if not as_tag or tag == record.get("tag"):
-                raise UserError(f"--as-tag {as_tag!r}: give a tag other than the run's own ({record.get('tag')!r}), "
+            if not as_tag or tag == record.tag:
+                raise UserError(f"--as-tag {as_tag!r}: give a tag other than the run's own ({record.tag!r}), "
                                 "or none for no tag")
-            record = {**record, "tag": tag, "filed_as": "/".join(folder.resolve().parts[-3:])}
-        try:
-            target = RunPaths.of(record["dataset"], record["split"], record["method"], record["seed"],
-                                 record.get("tag"), reference).folder
-        except KeyError as error:
-            raise UserError(f"{folder / 'record.json'} lacks the field {error}; it is not a run record") from None
+            record = dataclasses.replace(record, tag=tag, filed_as="/".join(folder.resolve().parts[-3:]))
+        target = RunPaths.of(record.dataset, record.split, record.method, record.seed, record.tag, reference).folder
         if target.resolve() == folder.resolve():
             raise UserError(f"{folder} is already a reference run")
         if (target / "record.json").exists() and not replace:
@@ -61,9 +59,9 @@ def promote(folders: list[Path], replace: bool = False, reference: Path = REFERE
                 (target / name).unlink(missing_ok=True)  # a replaced run's file must not outlive it
                 continue
             if name == "record.json" and as_tag is not None:
-                write_json(target / name, record)
+                write_run_record(target / name, record)
                 continue
             data = (folder / name).read_bytes()
             write_atomic(target / name, lambda handle, data=data: handle.write(data))
-        dirty = " (made from a tree with uncommitted changes: no commit reproduces it)" if record.get("git_dirty") else ""
+        dirty = " (made from a tree with uncommitted changes: no commit reproduces it)" if record.git_dirty else ""
         yield f"{folder} -> {target}{dirty}"

@@ -17,8 +17,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from benchmark import config as config_module
 from benchmark import settings
 from benchmark import method as registry
@@ -27,22 +25,12 @@ from benchmark.checkpoint import read_networks
 from benchmark.data import roots, splits
 from benchmark.data.pipeline import eval_dataset
 from benchmark.errors import UserError
-from benchmark.evaluate import Evaluator, Protocol
 from benchmark.method import unwrap
-from benchmark.records import environment, read_record, write_per_image
-from benchmark.step import Numerics, build_method, pick_device
+from benchmark.records import environment, write_per_image
+from benchmark.run_record import read_run_record
+from benchmark.runtime import Runtime
 
 CHECKPOINTS = {"last": "checkpoint.pt", "best": "best.pt"}
-
-
-def _resolved(folder: Path, record: dict[str, Any], method_cls: type) -> config_module.Resolved:
-    """The run's configuration as it was resolved when it trained."""
-    data = config_module.read_yaml(folder / "config.yaml")
-    preset, sources = data.pop("preset", record.get("preset", "")), data.pop("sources", [])
-    method_params = data.pop("method", {}) or {}
-    run = config_module.build(config_module.RunConfig, data)
-    return config_module.Resolved(run, config_module.build(method_cls.Params, method_params, "method."), preset,
-                                  sources)
 
 
 def _trainer_overrides(trainer: config_module.TrainerConfig, overrides: list[str]) -> config_module.TrainerConfig:
@@ -62,29 +50,27 @@ def evaluate_run(folder: Path, which: str = "last", list_file: Path | None = Non
                  mode: str | None = None, overrides: list[str] | None = None) -> tuple[dict[str, Any], Path]:
     """Evaluate the run in ``folder``; returns the result and the path it was written to."""
     folder = Path(folder)
-    record = read_record(folder / "record.json")
+    record = read_run_record(folder / "record.json")
     if record is None:
         raise UserError(f"{folder} holds no readable record.json; name a run folder (…/<method>/seed<k>)")
     if which not in CHECKPOINTS:
         raise UserError(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, not {which!r}")
-    method_cls = registry.get(record["method"])
-    resolved = _resolved(folder, record, method_cls)
+    method_cls = registry.get(record.method)
+    resolved = config_module.of_run_folder(folder, record.preset, method_cls)
     cfg = resolved.run
     if mode:
         cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, mode=mode))
     if overrides:
         cfg = dataclasses.replace(cfg, trainer=_trainer_overrides(cfg.trainer, overrides))
-        resolved = dataclasses.replace(resolved, run=cfg)
-    if cfg.trainer.threads:
-        torch.set_num_threads(cfg.trainer.threads)
+    resolved = dataclasses.replace(resolved, run=cfg)
     root = roots.resolve(cfg.data.dataset, data_root, cfg.data.root, complete=list_file is None)
     samples = (splits.read_list(list_file, need_mask=True) if list_file
-               else splits.load(record["split"]).val)
+               else splits.load(record.split).val)
     if not samples:
         raise UserError(f"{list_file} lists no images")
-    device = pick_device(cfg.trainer.device)
-    numerics = Numerics.resolve(cfg.trainer, device)
-    method, _, _ = build_method(resolved, method_cls, device, numerics)
+    runtime = Runtime.of(resolved)
+    device, numerics = runtime.device, runtime.numerics
+    method, _, _ = runtime.method(method_cls)
     payload = read_networks(folder / CHECKPOINTS[which], device)
     if payload.get("method") != method_cls.name:
         raise UserError(f"{folder / CHECKPOINTS[which]} belongs to method {payload.get('method')!r}, not "
@@ -93,14 +79,11 @@ def evaluate_run(folder: Path, which: str = "last", list_file: Path | None = Non
         method.load_state_dict(payload["networks"])
     except (KeyError, RuntimeError) as error:
         raise UserError(f"{folder / CHECKPOINTS[which]} does not fit the run's networks ({str(error)[:200]})") from None
-    protocol = Protocol.from_config(cfg.eval, config_module.crop_hw(cfg.data))
-    evaluator = Evaluator(eval_dataset(samples, root, cfg.data), protocol, cfg.data.num_classes,
-                          cfg.data.ignore_index, device, cfg.eval.batch_size, min(cfg.data.workers, 2),
-                          numerics.autocast(device, "eval"), numerics.channels_last)
-    result = evaluator.run(unwrap(method.eval_model()))
+    protocol = runtime.protocol()
+    result = runtime.evaluator(eval_dataset(samples, root, cfg.data), protocol).run(unwrap(method.eval_model()))
     listing = splits.format_lines(samples)
     sha = hashlib.sha256(listing.encode()).hexdigest()
-    out = {"run": str(folder), "method": record["method"], "split": record["split"], "seed": record.get("seed"),
+    out = {"run": str(folder), "method": record.method, "split": record.split, "seed": record.seed,
            "checkpoint": which, "iteration": payload.get("iteration"), "list": str(list_file) if list_file else "val",
            "list_sha256": sha, "images": len(samples), "data_root": str(root), "eval": protocol.as_dict(),
            "eval_amp": numerics.eval, "channels_last": numerics.channels_last, **environment(device),

@@ -26,23 +26,22 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset
 
 from benchmark import checkpoint, distributed
-from benchmark.atomic import write_json
-from benchmark.config import Resolved, crop_hw
+from benchmark.config import Resolved
 from benchmark.data import demo
 from benchmark.data.pipeline import eval_dataset, train_streams
 from benchmark.data.splits import Split
 from benchmark.errors import UserError
-from benchmark.evaluate import EvalResult, Evaluator, Protocol
+from benchmark.evaluate import EvalResult, Evaluator
 from benchmark.method import Method, unwrap
 from benchmark.models import WeightsInfo
 from benchmark.progress import Progress
 from benchmark.records import RunPaths, environment, peak_memory_mb, write_config, write_metrics, write_per_image
 from benchmark.scalars import Scalars
-from benchmark.step import (Numerics, Stepper, build_method, build_optimizers, images_per_step, lr_scale,
-                            pick_device)
+from benchmark.run_record import RunRecord, write_run_record
+from benchmark.runtime import Runtime
+from benchmark.step import Stepper, images_per_step, lr_scale
 
 
 MAX_SKIPPED_IN_A_ROW = 3
@@ -118,9 +117,8 @@ class Trainer:
         self.resolved, self.cfg = resolved, resolved.run
         self.method_cls, self.split, self.root, self.paths = method_cls, split, data_root, paths
         self.dist = distributed.info()
-        self.device = pick_device(self.cfg.trainer.device, self.dist.local_rank)
-        self.numerics = Numerics.resolve(self.cfg.trainer, self.device)
-        self.protocol = Protocol.from_config(self.cfg.eval, crop_hw(self.cfg.data))
+        self.runtime = Runtime.of(resolved, self.dist.local_rank)
+        self.device, self.numerics, self.protocol = self.runtime.device, self.runtime.numerics, self.runtime.protocol()
         self.generated_data = demo.read_manifest(data_root) if split.dataset == "demo" else None
         self.val_sizes: dict[str, int] | None = None
         self.test: dict[str, Any] | None = None
@@ -147,16 +145,14 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train to the end (resuming from the run's checkpoint if there is one) and return the record."""
         cfg = self.cfg
-        if cfg.trainer.threads:
-            torch.set_num_threads(cfg.trainer.threads)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.trainer.deterministic
             torch.backends.cudnn.deterministic = cfg.trainer.deterministic
             if cfg.trainer.deterministic:
                 torch.use_deterministic_algorithms(True, warn_only=True)
-        method, self.weights, self.batchnorm = build_method(self.resolved, self.method_cls, self.device,
-                                                            self.numerics, self.dist.world > 1 and cfg.trainer.sync_bn)
-        optimizers = build_optimizers(method, cfg)
+        method, self.weights, self.batchnorm = self.runtime.method(self.method_cls,
+                                                                   self.dist.world > 1 and cfg.trainer.sync_bn)
+        optimizers = self.runtime.optimizers(method)
         resumed = checkpoint.load(self.paths.checkpoint, self.identity, method, optimizers, self.device)
         state = RunState.from_checkpoint(resumed) if resumed else RunState()
         if resumed:
@@ -170,7 +166,7 @@ class Trainer:
                                 self.device, method.uses_unlabeled, method.uses_mix)
         val = eval_dataset(self.split.val, self.root, cfg.data)
         self.val_sizes = val.reader.sizes()
-        evaluator = self._evaluator(val)
+        evaluator = self.runtime.evaluator(val)
         stepper = Stepper(method, optimizers, wrapped, self.numerics, self.device, cfg.seed, cfg.schedule.iters,
                           accumulate, self.dist.rank, rollback=cfg.trainer.on_nonfinite == "skip")
         stepper.phase = partial(_data_wait, state)
@@ -207,26 +203,20 @@ class Trainer:
         self._write_outputs(state, finished=True)
         return self._record(state, finished=True)
 
-    def _evaluator(self, images: Dataset) -> Evaluator:
-        cfg = self.cfg
-        return Evaluator(images, self.protocol, cfg.data.num_classes, cfg.data.ignore_index, self.device,
-                         cfg.eval.batch_size, min(cfg.data.workers, 2), self.numerics.autocast(self.device, "eval"),
-                         self.numerics.channels_last)
-
     def _test(self, method: Method, state: RunState, progress: Progress) -> None:
         """Evaluate the last and the best-on-val networks on the split's test list, once: val selected the
         best network and saw every evaluation, test reports both. The best network is read from best.pt
         into a second copy of the method (the last one may be wrapped in DDP)."""
         started = time.perf_counter()
         images = eval_dataset(self.split.test, self.root, self.cfg.data)
-        evaluator = self._evaluator(images)
+        evaluator = self.runtime.evaluator(images)
         results = {"last": (state.iteration, evaluator.run(unwrap(method.eval_model())))}
         best_iteration = state.best["iteration"] if state.best else state.iteration
         if best_iteration == state.iteration:
             results["best"] = results["last"]
         else:
             distributed.barrier()
-            best, _, _ = build_method(self.resolved, self.method_cls, self.device, self.numerics)
+            best, _, _ = self.runtime.method(self.method_cls)
             best.load_state_dict(checkpoint.read_networks(self.paths.best, self.device)["networks"])
             results["best"] = (best_iteration, evaluator.run(unwrap(best.eval_model())))
         self.test_counts = {which: _counts(iteration, result) for which, (iteration, result) in results.items()}
@@ -315,50 +305,50 @@ class Trainer:
                 write_per_image(self.paths.per_image, [image for image, _ in self.split.val], state.per_image)
             if self.test_counts:
                 write_per_image(self.paths.test_per_image, [image for image, _ in self.split.test], self.test_counts)
-            write_json(self.paths.record, self._record(state, finished))
+            write_run_record(self.paths.record, self._record(state, finished))
 
-    def _record(self, state: RunState, finished: bool) -> dict[str, Any]:
+    def _record(self, state: RunState, finished: bool) -> RunRecord:
         """The run record: results, protocol, data identity, cost, and environment."""
         cfg, split, last, best = self.cfg, self.split, state.history[-1] if state.history else None, state.best
         steps = state.iteration
         seconds = state.train_seconds
-        return {
-            "status": "finished" if finished else "running",
-            "method": self.method_cls.name, "tag": self.paths.folder.parent.name.partition("+")[2] or None,
-            "method_params": self.resolved.as_dict()["method"], "fidelity": self.method_cls.fidelity,
-            "dataset": split.dataset, "split": split.name, "preset": self.resolved.preset,
-            "labeled": len(split.labeled), "unlabeled": len(split.unlabeled), "val": len(split.val),
-            "val_sizes": self.val_sizes,
-            "labeled_fraction": split.fraction, "split_sha256": self.identity.split_sha256,
-            "split_files": split.checksums(), "split_provenance": split.provenance,
-            "data_root": str(self.root),
-            "generated_data": self.generated_data,
-            "seed": cfg.seed,
-            "iterations": cfg.schedule.iters, "completed_iterations": steps,
-            "last_miou": last["miou"] if last else None, "last_iou": last["iou"] if last else None,
-            "best_miou": best["miou"] if best else None, "best_iteration": best["iteration"] if best else None,
-            "best_iou": best["iou"] if best else None, "class_names": cfg.data.class_names,
-            "eval": self.protocol.as_dict(),
-            "per_image": self.paths.per_image.name if state.per_image else None,
-            "test": self.test,
-            "train_seconds": round(seconds, 2), "wall_seconds": round(state.wall_seconds, 2),
-            "data_wait_share": round(state.data_seconds / seconds, 4) if seconds else None,
-            "images_per_second": self._images_per_second(state),
-            "tensorboard": self.scalars.folder,
-            "peak_memory_mb": round(peak_memory_mb(self.device), 1),
-            "world_size": self.dist.world, "global_batch": {"labeled": cfg.data.batch_size,
-                                                            "unlabeled": cfg.data.unlabeled_batch_size},
-            "per_process_batch": {"labeled": cfg.data.batch_size // self.dist.world,
-                                  "unlabeled": cfg.data.unlabeled_batch_size // self.dist.world},
-            "batchnorm": self.batchnorm,
-            "accumulate": cfg.schedule.accumulate, "lr": cfg.optim.lr * lr_scale(cfg),
-            "lr_batch_rule": cfg.optim.lr_batch_rule, "amp": self.numerics.amp, "teacher_amp": self.numerics.teacher,
-            "eval_amp": self.numerics.eval,
-            "channels_last": self.numerics.channels_last, "skipped_steps": state.skipped_steps,
-            "determinism": self._determinism(), "weights": self.weights.as_dict() if self.weights else None,
-            "config_digest": self.identity.config_digest, "started": state.started, "updated": _now(),
+        return RunRecord(
+            status="finished" if finished else "running",
+            method=self.method_cls.name, tag=self.paths.folder.parent.name.partition("+")[2] or None,
+            method_params=self.resolved.as_dict()["method"], fidelity=self.method_cls.fidelity,
+            dataset=split.dataset, split=split.name, preset=self.resolved.preset,
+            labeled=len(split.labeled), unlabeled=len(split.unlabeled), val=len(split.val),
+            val_sizes=self.val_sizes,
+            labeled_fraction=split.fraction, split_sha256=self.identity.split_sha256,
+            split_files=split.checksums(), split_provenance=split.provenance,
+            data_root=str(self.root),
+            generated_data=self.generated_data,
+            seed=cfg.seed,
+            iterations=cfg.schedule.iters, completed_iterations=steps,
+            last_miou=last["miou"] if last else None, last_iou=last["iou"] if last else None,
+            best_miou=best["miou"] if best else None, best_iteration=best["iteration"] if best else None,
+            best_iou=best["iou"] if best else None, class_names=cfg.data.class_names,
+            eval=self.protocol.as_dict(),
+            per_image=self.paths.per_image.name if state.per_image else None,
+            test=self.test,
+            train_seconds=round(seconds, 2), wall_seconds=round(state.wall_seconds, 2),
+            data_wait_share=round(state.data_seconds / seconds, 4) if seconds else None,
+            images_per_second=self._images_per_second(state),
+            tensorboard=self.scalars.folder,
+            peak_memory_mb=round(peak_memory_mb(self.device), 1),
+            world_size=self.dist.world, global_batch={"labeled": cfg.data.batch_size,
+                                                      "unlabeled": cfg.data.unlabeled_batch_size},
+            per_process_batch={"labeled": cfg.data.batch_size // self.dist.world,
+                               "unlabeled": cfg.data.unlabeled_batch_size // self.dist.world},
+            batchnorm=self.batchnorm,
+            accumulate=cfg.schedule.accumulate, lr=cfg.optim.lr * lr_scale(cfg),
+            lr_batch_rule=cfg.optim.lr_batch_rule, amp=self.numerics.amp, teacher_amp=self.numerics.teacher,
+            eval_amp=self.numerics.eval,
+            channels_last=self.numerics.channels_last, skipped_steps=state.skipped_steps,
+            determinism=self._determinism(), weights=self.weights.as_dict() if self.weights else None,
+            config_digest=self.identity.config_digest, started=state.started, updated=_now(),
             **environment(self.device),
-        }
+        )
 
     def _images_per_second(self, state: RunState) -> float | None:
         """Training images (labeled, unlabeled and mix sources) consumed per second of training."""

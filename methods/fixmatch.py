@@ -1,6 +1,6 @@
 """FixMatch for segmentation, as re-implemented by UniMatch (Yang et al., CVPR 2023).
 
-Spec: shared/design/methods/BASELINES.md. Weak-to-strong consistency: the prediction on the weak view
+Spec: docs/methods/baselines.md. Weak-to-strong consistency: the prediction on the weak view
 (confidence >= tau) supervises a strong, CutMix-ed view; the CutMix sources' pseudo labels come from a
 no-grad eval-mode pass over a second unlabeled batch.
 """

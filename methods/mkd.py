@@ -1,7 +1,7 @@
 """MKD: mutual knowledge distillation (Yuan, Ge, Wang, Liu, "Semi-supervised Semantic Segmentation with
 Mutual Knowledge Distillation", ACM MM 2023, arXiv 2208.11499).
 
-Follows shared/design/methods/MKD.md, which is read from the authors' released configuration (VOC
+Follows docs/methods/mkd.md, which is read from the authors' released configuration (VOC
 blended 1/16, ResNet-50, an MMSegmentation fork). Where the paper reportedly differs (the knowledge
 selection threshold: none in the code, 0.95 in the paper) both are values of a parameter; the record
 names the one used.
@@ -98,7 +98,7 @@ class MKD(Method):
 
     summary = "two students + two EMA teachers, mutual distillation across branches with ISDA feature noise"
     paper = "Yuan et al., ACM MM 2023"
-    fidelity = "follows the authors' released configuration (MKD.md)"
+    fidelity = "follows the authors' released configuration (docs/methods/mkd.md)"
 
     @dataclass
     class Params:
@@ -122,7 +122,7 @@ class MKD(Method):
             True, "each network sees its labeled and its unlabeled batch in two forward passes, so BatchNorm "
                   "normalises each on its own (released code); false: one pass over both")
         mutual_ramp_iters: int = setting(
-            0, "w_st and w_ss rise linearly from 0 over this many steps (released code and MKD.md: 0, full "
+            0, "w_st and w_ss rise linearly from 0 over this many steps (released code and docs/methods/mkd.md: 0, full "
                "weight from the first step)")
 
     def __init__(self, ctx: Context, params: Params) -> None:
@@ -180,7 +180,7 @@ class MKD(Method):
     def target(self, logits: Tensor, z_hat: Tensor, valid: Tensor, n_labeled: int, select: bool) -> Tensor:
         """argmax of augmented logits; unsupervised where invalid, on the labeled rows when
         ``mutual_pixels`` is 'unlabeled', and, for a teacher (``select``) under knowledge selection, where
-        the raw max softmax is below the threshold (MKD.md selects teacher pixels only; the students'
+        the raw max softmax is below the threshold (the specification selects teacher pixels only; the students'
         targets P_Sk are never filtered)."""
         target = z_hat.detach().argmax(1)
         keep = valid.clone()

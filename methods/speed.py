@@ -4,12 +4,12 @@ Lu, Jiao, Li, Liu, Liu, Yang, "Self Pseudo Entropy Knowledge Distillation for Se
 Segmentation", IEEE TCSVT 34(8):7359-7372, 2024.
 
 RE-IMPLEMENTATION FROM THE PAPER'S DESCRIPTION. The authors announced code but published only a
-README; everything beyond the abstract follows shared/design/methods/SPEED.md, and every inferred
+README; everything beyond the abstract follows docs/methods/speed.md, and every inferred
 choice is a parameter below (its default is the specification's) and is written into the run record.
 lambda_s stays 1 whatever the runs give (results/FINDINGS.md): without L_SPEED the class is EntropyMix
 under FixMatch's loss, not SPEED.
 
-One step (SPEED.md, "Total"):
+One step (docs/methods/speed.md, "Total"):
 1. EntropyMix: one no-grad, eval-mode pass over the weak views of U and U' and two strong views of
    each; per G x G cell the view with the max (min, or sampled) mean entropy is chosen; the mixed image
    and its pseudo labels, confidences and padding map follow the chosen views.

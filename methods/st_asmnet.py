@@ -3,7 +3,7 @@
 Lyu, Zhao, Zhang, Cheng, Yang, IEEE TNNLS 36(10):19437-19451, 2025.
 
 RE-IMPLEMENTATION FROM THE PAPER'S DESCRIPTION. Neither code nor the full text is public: this class
-follows shared/design/methods/ST_ASMNET.md, and every inferred choice (augmentation mode, direction of
+follows docs/methods/st_asmnet.md, and every inferred choice (augmentation mode, direction of
 mimicking, layers, temperature, weights, threshold rule, EMA of buffers) is a parameter written into the
 run record. Defaults are the specification's but two, which the specification leaves open as options
 and the suite chose from its demo runs (results/FINDINGS.md): crop mode instead of erasing (the erased

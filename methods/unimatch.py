@@ -1,7 +1,7 @@
 """UniMatch (Yang et al., "Revisiting Weak-to-Strong Consistency in Semi-Supervised Semantic
 Segmentation", CVPR 2023), following the authors' code.
 
-Spec: shared/design/methods/BASELINES.md. FixMatch with two strong views (each with its own CutMix
+Spec: docs/methods/baselines.md. FixMatch with two strong views (each with its own CutMix
 box and source) and a feature-perturbation stream: the decoder also reads Dropout2d(0.5)-perturbed
 encoder features of the weak view, supervised by the weak pseudo label.
 """

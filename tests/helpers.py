@@ -31,3 +31,27 @@ def shared_or_skip(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not available (no ../shared beside this checkout)")
     return path
+
+
+def record_data(**fields: object) -> dict:
+    """A finished run record in the present format (every field of ``RunRecord``), with made-up values
+    where ``fields`` names none."""
+    base = {
+        "status": "finished", "method": "supervised", "tag": None, "method_params": {}, "fidelity": "-",
+        "dataset": "demo", "split": "demo_1_16", "preset": "demo", "labeled": 128, "unlabeled": 1920, "val": 320,
+        "val_sizes": None, "labeled_fraction": 0.0625, "split_sha256": "s", "split_files": {},
+        "split_provenance": {}, "data_root": None, "generated_data": None, "seed": 0, "iterations": 100,
+        "completed_iterations": 100, "last_miou": 0.5, "last_iou": None, "best_miou": 0.5, "best_iteration": 100,
+        "best_iou": None, "class_names": [], "eval": {"mode": "original"}, "per_image": "per_image.npz",
+        "test": None, "train_seconds": 10.0, "wall_seconds": 11.0, "data_wait_share": 0.0,
+        "images_per_second": 1.0, "tensorboard": None, "peak_memory_mb": 100.0, "world_size": 1,
+        "global_batch": {"labeled": 8, "unlabeled": 8}, "per_process_batch": {"labeled": 8, "unlabeled": 8},
+        "batchnorm": "per process", "accumulate": 1, "lr": 0.05, "lr_batch_rule": "none", "amp": "off",
+        "teacher_amp": "off", "eval_amp": "off", "channels_last": True, "skipped_steps": 0, "determinism": "-",
+        "weights": {"source": "file"}, "config_digest": "d", "started": "-", "updated": "-", "torch": "-",
+        "torchvision": "-", "python": "-", "platform": "-", "host": "-", "device": "cpu", "device_name": "-",
+        "cpu_threads": 2, "cpu_model": None, "cpu_cores": None, "cpu_capability": None, "bf16_native": None,
+        "cpu_limits": None, "git_commit": None, "git_dirty": False}
+    unknown = set(fields) - set(base) - {"filed_as"}
+    assert not unknown, f"not record fields: {unknown}"
+    return {**base, **fields}

@@ -9,7 +9,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from benchmark import bench, cli
+from benchmark import bench_steps as bench, cli, step_clock
 from benchmark.data import splits
 
 TINY = ["data.crop_size=48", "data.batch_size=4", "data.unlabeled_batch_size=4", "model.head_channels=16",
@@ -23,10 +23,11 @@ def measured(tmp_path_factory) -> dict:
                       save=folder)
 
 
+@pytest.mark.slow
 def test_the_parts_add_up_to_the_step_within_five_percent(measured) -> None:
     for summary in measured["methods"]:
         parts = summary["parts_ms"]
-        assert set(parts) == set(bench.PHASES) and all(v >= 0 for v in parts.values())
+        assert set(parts) == set(step_clock.PHASES) and all(v >= 0 for v in parts.values())
         assert sum(parts.values()) == pytest.approx(summary["step_ms"], rel=0.05), summary["label"]
         named = sum(v for k, v in parts.items() if k != "other")
         assert named >= 0.9 * summary["step_ms"], summary  # 'other' is logging, not a hiding place
@@ -54,7 +55,7 @@ def test_mkd_calls_are_recorded_with_their_modes() -> None:
     assert all(c.training and c.shape == (4, 3, 48, 48) and c.kwargs == {"features": True} for c in calls)
     assert all(p.grad is None for p in candidate.stepper.method.parameters())
     before = [p.clone() for p in candidate.stepper.method.student1.parameters()]
-    bench.replay(calls, torch.device("cpu"))
+    step_clock.replay(calls, torch.device("cpu"))
     assert all(torch.equal(a, b) for a, b in zip(before, candidate.stepper.method.student1.parameters()))
     assert all(p.grad is None for p in candidate.stepper.method.parameters())  # the replay leaves no gradient
 

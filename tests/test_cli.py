@@ -80,6 +80,7 @@ def test_sweep_with_a_space_separated_list_ends_in_one_line_naming_the_comma_for
     assert "'2' is not an option of sweep" in captured.err and "--seeds 1,2" in captured.err
 
 
+@pytest.mark.slow
 def test_sweep_with_two_jobs_runs_a_two_run_grid_at_once(env, tiny_config, capsys) -> None:
     from benchmark.records import RunPaths
 
@@ -92,6 +93,7 @@ def test_sweep_with_two_jobs_runs_a_two_run_grid_at_once(env, tiny_config, capsy
         assert (env / "results" / "sweep_logs" / f"supervised_demo_1_4_{seed}.log").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_sweep_through_submitits_local_executor_runs_a_two_run_grid(env, tiny_config, capsys) -> None:
     pytest.importorskip("submitit")
     from benchmark.records import RunPaths

@@ -14,6 +14,7 @@ from rich.console import Console
 from torch import nn
 
 from benchmark import cli
+from benchmark.commands import methods as methods_command
 from benchmark import method as registry
 from benchmark.method import Method, check_step, unwrap
 from benchmark.step import Numerics, Stepper, build_method, build_optimizers
@@ -106,7 +107,7 @@ def test_contract_a_step_through_forward_only_wrappers_equals_the_plain_step(nam
 @pytest.mark.parametrize("name", METHODS)
 def test_contract_every_parameter_is_listed_by_the_methods_command(name: str, monkeypatch) -> None:
     out = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=out, width=400))
+    monkeypatch.setattr(methods_command, "console", Console(file=out, width=400))
     assert cli.main(["methods", name]) == 0
     listed = out.getvalue()
     for field in dataclasses.fields(registry.get(name).Params):

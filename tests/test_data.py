@@ -11,6 +11,7 @@ from torchvision.transforms.v2 import functional as TF
 from benchmark.config import AugmentConfig
 from benchmark.data import demo, splits
 from benchmark.data.augment import StrongAugment, cutmix_boxes, gaussian_blur, shift_hue
+from benchmark.migrate_records import FORMER_DEFAULTS
 from benchmark.data.sampling import StreamSampler
 from benchmark.data.transforms import Geometry
 from benchmark.errors import UserError
@@ -187,5 +188,5 @@ def test_demo_variants_change_only_what_they_name_and_a_folder_keeps_its_options
     assert demo.ensure(root) == root  # any demo data is accepted where no options are named
     assert cli.main(["datasets", "demo", str(root), "--set", "train=4", "--set", "val=2", "--set", "size=48"]) == 2
     assert "other options (max_distractors=2 (not 0))" in capsys.readouterr().err
-    default, former = demo.default_root(), demo.default_root(demo.FORMER_DEFAULTS)
+    default, former = demo.default_root(), demo.default_root(FORMER_DEFAULTS)
     assert default.name.startswith("demo-v2-seed0-") and default != former  # a change of defaults is a new folder

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from benchmark import cli
 from benchmark.records import RunPaths, read_per_image
 
 
+@pytest.mark.slow
 def test_eval_of_a_finished_run_reproduces_its_last_and_best_evaluations(env, tiny_config, capsys) -> None:
     assert cli.main(["run", "--quiet", "--method", "fixmatch", "--split", "demo_1_4", "--config", str(tiny_config),
                      "--set", "schedule.iters=6", "--set", "schedule.eval_every=2"]) == 0

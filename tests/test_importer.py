@@ -24,6 +24,7 @@ def imported(name: str) -> splits.Split:
     return split
 
 
+@pytest.mark.slow
 def test_unimatch_pascal_lists_get_unambiguous_names_and_published_counts(isolated) -> None:
     folder = shared_or_skip("reference-splits/unimatch/splits/pascal")
     assert cli.main(["splits", "import", "--from", str(folder), "--dataset", "voc"]) == 0
@@ -44,6 +45,7 @@ def test_unimatch_pascal_lists_get_unambiguous_names_and_published_counts(isolat
     assert set(imported("voc_1_16").labeled) != set(imported("voc_u2pl_1_16").labeled)
 
 
+@pytest.mark.slow
 def test_u2pl_lists_complete_bare_ids_and_agree_with_unimatch(isolated) -> None:
     unimatch = shared_or_skip("reference-splits/unimatch/splits/pascal")
     u2pl = shared_or_skip("reference-splits/u2pl/data/splits/pascal")

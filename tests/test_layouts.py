@@ -13,6 +13,7 @@ from benchmark.config import DataConfig
 from benchmark.data import layouts, roots, splits, validate
 from benchmark.data.datasets import PairReader
 from benchmark.errors import DataError, UserError
+from benchmark.yaml_files import default_preset
 from methods.supervised import Supervised
 
 RNG = np.random.default_rng(0)
@@ -160,9 +161,8 @@ def test_an_incomplete_root_is_named(tmp_path: Path) -> None:
 
 
 def test_split_family_picks_its_preset(env) -> None:
-    split = splits.Split("voc_u2pl_1_16", "voc", Path("."), [], [], [])
-    assert cli.default_preset(split) == "voc_u2pl"
-    assert cli.default_preset(splits.Split("voc_92", "voc", Path("."), [], [], [])) == "voc"
+    assert default_preset("voc_u2pl_1_16", "voc") == "voc_u2pl"
+    assert default_preset("voc_92", "voc") == "voc"
 
 
 def test_missing_files_accept_standard_variants(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ def fixed_batch(n: int = 4, size: int = 48, classes: int = 7) -> Batch:
                  Unlabeled(torch.rand(n, 3, size, size, generator=gen), ignore.clone()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(registry.available()))
 def test_every_method_trains_with_finite_decreasing_loss_on_a_fixed_batch(name: str) -> None:
     cls = registry.get(name)

@@ -29,6 +29,7 @@ def test_every_pin_is_the_sha256_of_the_reference_copy() -> None:
                 assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, path
 
 
+@pytest.mark.slow
 def test_fetched_splits_have_the_published_labeled_counts(cache, capsys) -> None:
     mirror = shared_or_skip("reference-splits").as_uri()
     for dataset in ("voc", "cityscapes", "coco"):

@@ -42,6 +42,7 @@ def checkpoint_iteration(path: Path) -> int:
         return -1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(registry.available()))
 def test_sigkill_and_resume_reproduces_the_uninterrupted_run(env, name: str) -> None:
     kill_and_resume(name)
@@ -76,6 +77,7 @@ def kill_and_resume(name: str, *extra: str) -> None:
     assert per_whole.keys() == per_cut.keys() and all((per_whole[k] == per_cut[k]).all() for k in per_whole)
 
 
+@pytest.mark.slow
 def test_two_runs_with_one_seed_give_identical_records(env) -> None:
     for tag in ("first", "second"):
         subprocess.run(command("fixmatch", "--set", "schedule.iters=4", "--set", "schedule.eval_every=2",
@@ -92,6 +94,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", list(registry.available()))
 def test_torchrun_with_two_cpu_processes(env, tiny_root, method: str) -> None:
     """Every method trains under torchrun (two gloo processes, DDP-wrapped trainable networks) to a complete

@@ -12,16 +12,19 @@ from rich.console import Console
 
 from benchmark import report
 from benchmark.records import RunPaths
+from benchmark.report import load, statistics
+from benchmark.run_record import RunRecord
+from benchmark.migrate_records import FORMER_DEFAULTS
+from helpers import record_data
 
 
 def fake_record(dataset: str, split: str, method: str, seed: int, last: float, best: float, labeled: int,
                 fraction: float, status: str = "finished", tag: str | None = None, root: Path | None = None) -> None:
     path = RunPaths.of(dataset, split, method, seed, tag, root).record
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "status": status, "dataset": dataset, "split": split, "method": method, "tag": tag, "seed": seed,
-        "labeled": labeled, "labeled_fraction": fraction, "last_miou": last, "best_miou": best,
-        "train_seconds": 10.0, "peak_memory_mb": 100.0, "weights": {"source": "file"}, "preset": dataset}))
+    path.write_text(json.dumps(record_data(
+        status=status, dataset=dataset, split=split, method=method, tag=tag, seed=seed, labeled=labeled,
+        labeled_fraction=fraction, last_miou=last, best_miou=best, preset=dataset)))
 
 
 def test_summary_mean_std_over_seeds_and_only_finished_runs(tmp_path: Path, monkeypatch) -> None:
@@ -33,10 +36,10 @@ def test_summary_mean_std_over_seeds_and_only_finished_runs(tmp_path: Path, monk
     half_written = RunPaths.of("voc", "voc_92", "mkd", 1, None).record
     fake_record("voc", "voc_92", "mkd", 1, 0.10, 0.10, 92, 92 / 10582)
     half_written.write_text(half_written.read_text()[:40])
-    runs, skipped = report.load_runs(tmp_path)
+    runs, skipped = load.load_runs(tmp_path)
     assert len(runs) == 4  # the running record and the half-written one are left out
     assert skipped == [f"{half_written} (not readable JSON: JSONDecodeError)"]
-    summary = report.summarise(runs).set_index("method")
+    summary = statistics.summarise(runs).set_index("method")
     assert summary.loc["unimatch", "seeds"] == 3
     assert math.isclose(summary.loc["unimatch", "last_mean"], 52.0)
     assert math.isclose(summary.loc["unimatch", "last_std"], 2.0)  # sample std of 50, 52, 54
@@ -54,9 +57,9 @@ def test_published_numbers_and_unavailable_cells(tmp_path: Path, monkeypatch) ->
     report.main(Console(record=True, width=200), which="local")
     csv = (tmp_path / "summary.csv").read_text()
     assert "75.20 (resnet101)" in csv and "75.16 (unknown)" in csv
-    assert "voc,voc_92,mkd" in csv and report.NOT_AVAILABLE in csv
+    assert "voc,voc_92,mkd" in csv and load.NOT_AVAILABLE in csv
     demo_mkd = next(line for line in csv.splitlines() if line.startswith("demo,demo_1_8,mkd"))
-    assert report.NOT_AVAILABLE not in demo_mkd  # no paper reports the demo: nothing to be missing
+    assert load.NOT_AVAILABLE not in demo_mkd  # no paper reports the demo: nothing to be missing
     markdown = (tmp_path / "summary.md").read_text()
     assert "## voc" in markdown and "voc_92 (92 labeled)" in markdown and "70.00 (n=1)" in markdown
     for suffix in ("png", "svg"):
@@ -117,17 +120,17 @@ def test_intervals_marks_and_paired_comparison_from_per_image_counts(tmp_path: P
         full_record(tmp_path, "demo_1_16", "supervised", seed, *made_up(seed, 0.4))
         full_record(tmp_path, "demo_1_16", "fixmatch", seed, *made_up(10 + seed, 0.7))
         full_record(tmp_path, "demo_1_16", "unimatch", seed, *made_up(10 + seed, 0.7))  # fixmatch's counts
-    runs, _ = report.load_runs(tmp_path)
-    per_image = report.PerImage(runs)
-    summary = report.attach_intervals(report.summarise(runs), per_image).set_index("method")
+    runs, _ = load.load_runs(tmp_path)
+    per_image = statistics.PerImage(runs)
+    summary = statistics.attach_intervals(statistics.summarise(runs), per_image).set_index("method")
     weights = stats.resample_weights(20, seed=0)
     expected = stats.cell_interval([made_up(s, 0.4) for s in range(3)], weights)
     assert summary.loc["supervised", "ci_low"] == expected.low and summary.loc["supervised", "ci_high"] == expected.high
     assert {summary.loc["fixmatch", "mark"], summary.loc["unimatch", "mark"]} == {"best", "tied"}
     assert summary.loc["supervised", "mark"] == ""
-    lines = report.compare(runs, per_image, "unimatch", "fixmatch")
+    lines = statistics.compare(runs, per_image, "unimatch", "fixmatch")
     assert len(lines) == 1 and "+0.00 [+0.00, +0.00]" in lines[0] and "not distinguishable" in lines[0]
-    gain = report.compare(runs, per_image, "fixmatch", "supervised")[0]
+    gain = statistics.compare(runs, per_image, "fixmatch", "supervised")[0]
     direct = stats.difference_interval([made_up(10 + s, 0.7) for s in range(3)], [made_up(s, 0.4) for s in range(3)],
                                        weights)
     assert str(direct) in gain and "0 outside" in gain and direct.low > 0
@@ -144,8 +147,8 @@ def test_protocol_checks_name_the_cells_and_mixed_protocols_are_never_averaged(t
     full_record(tmp_path, "demo_1_8", "unimatch", 0, *made_up(4, 0.5), last_step=80, labeled=256, fraction=0.125)
     full_record(tmp_path, "demo_1_16", "supervised+short", 0, *made_up(5, 0.5))
     full_record(tmp_path, "demo_1_8", "supervised+short", 0, *made_up(6, 0.4), labeled=256, fraction=0.125)
-    runs, _ = report.load_runs(tmp_path)
-    summary = report.summarise(runs)
+    runs, _ = load.load_runs(tmp_path)
+    summary = statistics.summarise(runs)
     assert len(summary[summary["split"] == "demo_1_16"]) == 3  # one row per protocol, each of one seed
     lines = protocol_checks(runs, summary)["demo"]
     assert len(lines) == 6
@@ -166,10 +169,10 @@ def test_runs_whose_resolved_numerics_differ_are_never_averaged_and_the_check_na
     float32 = {**bf16, "eval_amp": "off", "cpu_capability": "AVX2", "bf16_native": False}
     full_record(tmp_path, "demo_1_16", "fixmatch", 0, *made_up(0, 0.6), extra=bf16)
     full_record(tmp_path, "demo_1_16", "fixmatch", 1, *made_up(1, 0.6), extra=float32)
-    full_record(tmp_path, "demo_1_16", "fixmatch", 2, *made_up(2, 0.6), extra={"amp": "off", "channels_last": True})
-    runs, _ = report.load_runs(tmp_path)
-    summary = report.summarise(runs)
-    assert len(summary) == 2 and sorted(summary["seeds"]) == [1, 2]  # a record older than eval_amp evaluated float32
+    full_record(tmp_path, "demo_1_16", "fixmatch", 2, *made_up(2, 0.6), extra={"eval_amp": "off"})
+    runs, _ = load.load_runs(tmp_path)
+    summary = statistics.summarise(runs)
+    assert len(summary) == 2 and sorted(summary["seeds"]) == [1, 2]
     lines = protocol_checks(runs, summary)["demo"]
     assert any(line.endswith("never averaged: fixmatch on demo_1_16 (local) (numerics)") for line in lines)
     setups = dict(zip(runs["seed"], runs["setup"]))
@@ -183,13 +186,13 @@ def test_runs_on_demo_data_made_with_other_options_are_never_averaged_with_the_d
     from benchmark.data import demo
 
     default = demo.manifest_of(demo.DemoSpec())
-    former = demo.manifest_of(demo.FORMER_DEFAULTS)
+    former = demo.manifest_of(FORMER_DEFAULTS)
     harder = demo.manifest_of(demo.DemoSpec(max_distractors=2, max_noise=0.06))
-    full_record(tmp_path, "demo_1_16", "supervised", 0, *made_up(0, 0.5))  # a record older than generated_data
+    full_record(tmp_path, "demo_1_16", "supervised", 0, *made_up(0, 0.5), generated=former)
     full_record(tmp_path, "demo_1_16", "supervised", 1, *made_up(1, 0.5), generated=former)
     full_record(tmp_path, "demo_1_16", "supervised", 2, *made_up(2, 0.7), generated=default)
     full_record(tmp_path, "demo_1_16", "supervised", 3, *made_up(3, 0.6), generated=harder)
-    runs, _ = report.load_runs(tmp_path)
+    runs, _ = load.load_runs(tmp_path)
     seeds = {protocol: sorted(group["seed"]) for protocol, group in runs.groupby("protocol")}
     assert sorted(seeds.values()) == [[0, 1], [2], [3]]
     assert (runs["protocols"] == 3).all() and runs["method"].str.startswith("supervised [").all()
@@ -198,21 +201,21 @@ def test_runs_on_demo_data_made_with_other_options_are_never_averaged_with_the_d
     assert runs[runs["seed"] == 3]["setup"].item().endswith(", demo data made with max_distractors=2, max_noise=0.06")
     assert "demo data" not in runs[runs["seed"] == 2]["setup"].item()
     assert demo.variant({**default, "generator_version": 1}) == "generator_version=1"
-    camvid = {"dataset": "camvid", "iterations": 100, "weights": {}, "split_sha256": "c"}  # no generated_data: not demo
-    assert "data" not in report.protocol_of(camvid, {}) and "demo" not in report.setup_of(
-        camvid, {}, report.protocol_of(camvid, {}))
-    assert demo.variant({key: value for key, value in default.items() if key != "max_blur"}) == "max_blur=1.0"
+    camvid = RunRecord.from_dict(record_data(dataset="camvid", split="camvid_1_8", preset="camvid_cpu"))
+    assert "data" not in load.protocol_of(camvid, {}) and "demo" not in load.setup_of(
+        camvid, {}, load.protocol_of(camvid, {}))
+    assert demo.variant({key: value for key, value in default.items() if key != "max_blur"}) == "max_blur=None"
 
 
 def test_the_setup_states_the_resolution_of_the_val_images() -> None:
-    protocol = {"crop": 96, "iterations": 100, "eval": {"mode": "original"}, "backbone": "efficientnet_lite0",
-                "numerics": report.numerics_of({})}
-    base = {"preset": "demo", "val": 320, "device": "cpu", "cpu_threads": 2}
-    one = report.setup_of(base, {}, {**protocol, "val_sizes": {"112x112": 320}})
-    assert "evaluation original on 320 val images of 112x112, CPU not recorded x 2 threads" in one
+    def setup(sizes: dict[str, int] | None) -> str:
+        record = RunRecord.from_dict(record_data(val_sizes=sizes))
+        return load.setup_of(record, {}, load.protocol_of(record, {}))
+
+    assert "evaluation original on 320 val images of 112x112, CPU not recorded x 2 threads" in setup({"112x112": 320})
     mixed = {"500x375": 900, "375x500": 300, "other": 249}
-    assert "val images of mixed sizes (most 500x375), CPU" in report.setup_of(base, {}, {**protocol, "val_sizes": mixed})
-    assert "on 320 val images, CPU" in report.setup_of(base, {}, protocol)  # no record of these images holds sizes
+    assert "val images of mixed sizes (most 500x375), CPU" in setup(mixed)
+    assert "on 320 val images, CPU" in setup(None)
 
 
 def test_runs_evaluated_at_two_resolutions_are_never_averaged(tmp_path: Path) -> None:
@@ -221,17 +224,14 @@ def test_runs_evaluated_at_two_resolutions_are_never_averaged(tmp_path: Path) ->
         path = RunPaths.of("demo", "demo_1_8", "supervised", seed, None, tmp_path).record
         path.write_text(json.dumps({**json.loads(path.read_text()), "val": 20, **fields}))
 
-    seed_with(0)  # recorded before records held the data root or the sizes: the one size known for its images
+    seed_with(0, data_root="/data/half", val_sizes={"480x360": 20})
     seed_with(1, data_root="/data/half", val_sizes={"480x360": 20})
-    seed_with(2, data_root="/data/half")  # no sizes of its own: those of another run on its data root
-    runs, _ = report.load_runs(tmp_path)
-    assert runs["protocol"].nunique() == 1 and runs["setup"].str.contains("val images of 480x360, ").all()
-    seed_with(3, data_root="/data/full", val_sizes={"960x720": 20})
-    runs, _ = report.load_runs(tmp_path)
+    seed_with(2, data_root="/data/full", val_sizes={"960x720": 20})
+    runs, _ = load.load_runs(tmp_path)
     seeds = sorted(sorted(group["seed"]) for _, group in runs.groupby("protocol"))
-    assert seeds == [[0], [1, 2], [3]]  # seed 0's images now have two known sizes: kept apart, not guessed
-    assert "val images of 960x720, " in runs[runs["seed"] == 3]["setup"].item()
-    assert "val images, " in runs[runs["seed"] == 0]["setup"].item()
+    assert seeds == [[0, 1], [2]]
+    assert "val images of 960x720, " in runs[runs["seed"] == 2]["setup"].item()
+    assert "val images of 480x360, " in runs[runs["seed"] == 0]["setup"].item()
 
 
 def test_latex_curves_per_class_and_variant_figures_are_written(tmp_path: Path, monkeypatch) -> None:
@@ -264,13 +264,13 @@ def test_compare_lists_the_difference_on_each_seed_both_ran(tmp_path: Path) -> N
         full_record(tmp_path, "demo_1_16", "fixmatch", seed, *made_up(10 + seed, 0.7))
     full_record(tmp_path, "demo_1_16", "supervised", 1, *made_up(1, 0.4))
     full_record(tmp_path, "demo_1_16", "supervised", 5, *made_up(5, 0.4))
-    runs, _ = report.load_runs(tmp_path)
-    line = report.compare(runs, report.PerImage(runs), "fixmatch", "supervised")[0]
+    runs, _ = load.load_runs(tmp_path)
+    line = statistics.compare(runs, statistics.PerImage(runs), "fixmatch", "supervised")[0]
     last = {name: float(stats.miou(*(c.sum(0) for c in made_up(*args)))) for name, args in
             (("fixmatch", (11, 0.7)), ("supervised", (1, 0.4)))}
     expected = last["fixmatch"] - last["supervised"]
     assert "n=3 vs 2" in line and f"per seed both ran: seed 1 {expected:+.2f} (fixmatch ahead on 1 of 1)" in line
-    assert "not covered" in report.compare(runs[runs["seed"] != 1], report.PerImage(runs), "fixmatch", "supervised")[0]
+    assert "not covered" in statistics.compare(runs[runs["seed"] != 1], statistics.PerImage(runs), "fixmatch", "supervised")[0]
 
 
 def test_a_damaged_per_image_file_costs_its_cell_the_interval_and_nothing_else(tmp_path: Path) -> None:
@@ -281,11 +281,11 @@ def test_a_damaged_per_image_file_costs_its_cell_the_interval_and_nothing_else(t
         full_record(tmp_path, "demo_1_16", "fixmatch", seed, *made_up(10 + seed, 0.7))
     damaged = RunPaths.of("demo", "demo_1_16", "fixmatch", 1, root=tmp_path).per_image
     damaged.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
-    runs, skipped = report.load_runs(tmp_path)
-    summary = report.attach_intervals(report.summarise(runs), report.PerImage(runs)).set_index("method")
+    runs, skipped = load.load_runs(tmp_path)
+    summary = statistics.attach_intervals(statistics.summarise(runs), statistics.PerImage(runs)).set_index("method")
     assert not skipped and summary.loc["fixmatch", "seeds"] == 2 and math.isnan(summary.loc["fixmatch", "ci_low"])
     assert summary.loc["supervised", "ci_low"] < summary.loc["supervised", "last_mean"]
-    assert "no interval" in report.compare(runs, report.PerImage(runs), "fixmatch", "supervised")[0]
+    assert "no interval" in statistics.compare(runs, statistics.PerImage(runs), "fixmatch", "supervised")[0]
 
 
 def test_fixture_records_make_the_headline_table_and_a_separate_variants_table(tmp_path: Path) -> None:
@@ -296,8 +296,8 @@ def test_fixture_records_make_the_headline_table_and_a_separate_variants_table(t
         fake_record("demo", "demo_1_16", "fixmatch", seed, last + 0.1, last + 0.1, 128, 0.0625, root=tmp_path)
     fake_record("demo", "demo_full", "supervised", 0, 0.8, 0.81, 2048, 1.0, root=tmp_path)
     fake_record("demo", "demo_1_8", "fixmatch", 0, 0.7, 0.75, 256, 0.125, tag="tau0", root=tmp_path)
-    runs, _ = report.load_runs(tmp_path)
-    text = markdown(report.summarise(runs))
+    runs, _ = load.load_runs(tmp_path)
+    text = markdown(statistics.summarise(runs))
     headline, variants = text.split("### demo: variants (tagged configurations)")
     header = next(line for line in headline.splitlines() if line.startswith("| method"))
     assert header == "| method | runs | demo_1_16 (128 labeled) | demo_full (2048 labeled) |"
@@ -320,8 +320,8 @@ def test_readme_block_states_the_protocol_and_holds_the_headline_table(tmp_path:
     for seed in range(3):
         full_record(reference, "demo_1_16", "supervised", seed, *made_up(seed, 0.5))
         path = RunPaths.of("demo", "demo_1_16", "supervised", seed, None, reference).record
-        sizes = {"val_sizes": {"112x112": 20}} if seed else {}  # seed 0 was recorded before records held sizes
-        path.write_text(json.dumps({**json.loads(path.read_text()), "data_root": "/data/demo", **sizes}))
+        path.write_text(json.dumps({**json.loads(path.read_text()), "data_root": "/data/demo",
+                                    "val_sizes": {"112x112": 20}}))
     fake_record("demo", "demo_1_16", "fixmatch", 0, 0.6, 0.6, 128, 0.0625, tag="tau0", root=reference)
     readme = tmp_path / "README.md"
     readme.write_text("# Suite\n\nintro\n<!-- report:begin -->\nold table\n<!-- report:end -->\n\nafter\n")
@@ -331,7 +331,7 @@ def test_readme_block_states_the_protocol_and_holds_the_headline_table(tmp_path:
     assert text.startswith("# Suite\n\nintro\n<!-- report:begin -->") and text.endswith("<!-- report:end -->\n\nafter\n")
     assert "old table" not in text and "| fixmatch+tau0" not in text
     assert "- 3 runs (seeds 0, 1, 2; " in text and "efficientnet_lite0 DeepLabV3+" in text and "crop 96" in text
-    assert "val images of 112x112, " in text  # one setup line, stated with the sizes two of its records hold
+    assert "val images of 112x112, " in text
     assert "| supervised | " in text and "(n=3)" in text
     assert "![mIoU against labeled images, main methods](reference/miou_vs_labels.svg)" in text
     readme.write_text("no markers")
@@ -394,9 +394,9 @@ def test_runs_with_a_test_list_are_reported_on_test_with_val_beside(tmp_path: Pa
         full_record(tmp_path, "demo_1_16", "supervised", seed, *made_up(seed, 0.6), test=made_up(20 + seed, 0.4))
         full_record(tmp_path, "demo_1_16", "fixmatch", seed, *made_up(10 + seed, 0.6), test=made_up(30 + seed, 0.7))
     full_record(tmp_path, "demo_1_16", "fixmatch", 3, *made_up(40, 0.6), extra={"val": 20})  # on val: another protocol
-    runs, _ = report.load_runs(tmp_path)
-    per_image = report.PerImage(runs)
-    summary = report.attach_intervals(report.summarise(runs), per_image).set_index("method")
+    runs, _ = load.load_runs(tmp_path)
+    per_image = statistics.PerImage(runs)
+    summary = statistics.attach_intervals(statistics.summarise(runs), per_image).set_index("method")
     test_miou = [float(stats.miou(*(c.sum(0) for c in made_up(20 + s, 0.4)))) for s in range(3)]
     val_miou = [float(stats.miou(*(c.sum(0) for c in made_up(s, 0.6)))) for s in range(3)]
     row = summary.loc["supervised"]
@@ -405,14 +405,14 @@ def test_runs_with_a_test_list_are_reported_on_test_with_val_beside(tmp_path: Pa
     weights = stats.resample_weights(20, seed=0)
     expected = stats.cell_interval([made_up(20 + s, 0.4) for s in range(3)], weights)
     assert (row["ci_low"], row["ci_high"]) == (expected.low, expected.high)
-    gain = report.compare(runs, per_image, "fixmatch [" + runs[runs["evaluated_on"] == "test"]["protocol"].iloc[0] + "]",
+    gain = statistics.compare(runs, per_image, "fixmatch [" + runs[runs["evaluated_on"] == "test"]["protocol"].iloc[0] + "]",
                           "supervised")
     direct = stats.difference_interval([made_up(30 + s, 0.7) for s in range(3)], [made_up(20 + s, 0.4) for s in range(3)],
                                        weights)
     assert len(gain) == 1 and str(direct) in gain[0] and direct.low > 0
-    checks = protocol_checks(runs, report.summarise(runs))["demo"]
+    checks = protocol_checks(runs, statistics.summarise(runs))["demo"]
     assert any("fixmatch on demo_1_16 (local) (test)" in line for line in checks)
-    markdown = tables.markdown(report.attach_intervals(report.summarise(runs), per_image))
+    markdown = tables.markdown(statistics.attach_intervals(statistics.summarise(runs), per_image))
     assert "Evaluated on test (20 images): the last and the best-on-val networks, val beside; val (20 images)." in markdown
     assert f"val {np.mean(val_miou):.2f}, best {np.mean(val_miou):.2f}" in markdown
     assert "best-on-val" in markdown

@@ -137,15 +137,19 @@ def test_q_is_the_share_of_confident_non_padding_pixels() -> None:
     assert pixel.pseudo_labels(logits, ignore)[1][0].sum() == 3
 
 
-def test_drop_mode_and_the_other_directions_train_on_every_backbone() -> None:
+def test_drop_mode_and_the_other_directions_train_both_encoders_and_leave_the_teacher_alone() -> None:
     for backbone, params in (("resnet18", STASMNet.Params(mode="drop", direction="symmetric")),
                              ("efficientnet_lite0", STASMNet.Params(direction="original_to_augmented",
                                                                     layers="last2"))):
         torch.manual_seed(0)
         method = STASMNet(context(backbone), params)
-        batch = toy_batch()
-        out = method.training_step(batch, Step(0, 100, torch.Generator().manual_seed(0)))
+        out = method.training_step(toy_batch(), Step(0, 100, torch.Generator().manual_seed(0)))
         assert torch.isfinite(out["loss"]) and out["loss_sm"] > 0
+        out["loss"].backward()
+        grads = [p.grad for p in method.model.backbone.parameters() if p.requires_grad]
+        assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), backbone
+        assert sum(float(g.abs().sum()) for g in grads) > 0
+        assert all(p.grad is None for p in method.teacher.parameters())
 
 
 def test_pseudo_labels_on_the_augmented_view_alone_drop_exactly_the_original_views_ce() -> None:

@@ -46,6 +46,7 @@ def test_a_run_writes_config_metrics_record_and_checkpoint(env, tiny_config) -> 
     assert record("demo", "demo_1_4", "fixmatch")["updated"] == rec["updated"]
 
 
+@pytest.mark.slow
 def test_resume_continues_at_the_checkpoint_and_reproduces_the_run(env, tiny_config, monkeypatch) -> None:
     args = ["--method", "unimatch", "--split", "demo_1_4", "--config", str(tiny_config),
             "--set", "schedule.iters=6", "--set", "schedule.eval_every=2"]

@@ -24,6 +24,7 @@ from benchmark.data.folders import paired, png_name
 from benchmark.data.splits import read_list, splits_root
 from benchmark.errors import UserError
 from benchmark.settings import build, setting
+from benchmark.yaml_files import presets, read_yaml, shipped_preset
 
 FILE_NAME = "dataset.yaml"
 BUILT_IN = ("demo", "voc", "cityscapes", "coco", "camvid", "ade20k")
@@ -71,9 +72,7 @@ class Dataset:
 
     def preset(self) -> dict[str, Any]:
         """The derived preset: the base preset with this data set's data section."""
-        from benchmark.config import load_preset
-
-        preset = load_preset(self.spec.base_preset)
+        preset = shipped_preset(self.spec.base_preset) or {}
         spec = self.spec
         data = {**preset.get("data", {}), "dataset": spec.name, "num_classes": len(spec.classes),
                 "class_names": list(spec.classes), "ignore_index": 255, "reduce_zero_label": spec.zero_is_void,
@@ -148,8 +147,6 @@ def _paired(root: Path, images: str | None, masks: str | None) -> list[tuple[str
 
 def read(path: Path) -> Dataset:
     """Read and validate a data set file; every problem is one line naming the file."""
-    from benchmark.config import presets, read_yaml
-
     path = Path(path).expanduser().resolve()
     data = read_yaml(path)
     try:
@@ -230,8 +227,6 @@ def registered() -> list[str]:
 
 def add(path: Path) -> tuple[Dataset, Path]:
     """Register the data set file ``path`` (a copy with its root made absolute)."""
-    from benchmark.config import read_yaml
-
     dataset = read(path)
     data = read_yaml(dataset.path)
     if dataset.root is not None:

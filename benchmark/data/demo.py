@@ -8,8 +8,7 @@ a partly hidden disc from a ring or a square from a cross takes the whole shape.
 
 The options of ``DemoSpec`` make harder variants: distractor shapes labelled background (bars,
 crescents, half-discs), clutter lines, more noise and blur. Until December 2026 the defaults held all
-of these (``FORMER_DEFAULTS``); on them a CPU run needs about 2000 steps before semi-supervised
-learning shows, on the present defaults 600 steps are enough (results/FINDINGS.md), so the demo answers in minutes.
+of these; every run record names the options its data was made with (``generated_data``).
 
 Image ``i`` of a split depends only on (seed, split, i) and the options, so any subset can be
 regenerated exactly.
@@ -110,11 +109,6 @@ class DemoSpec:
     """Gaussian blur radius in pixels, drawn from 0 to this."""
     object_contrast: float = 0.3
     """How far an object's second colour lies from its first (0: one flat colour)."""
-
-
-FORMER_DEFAULTS = DemoSpec(max_distractors=2, max_clutter=3, max_noise=0.06, max_blur=1.0)
-"""The demo data set until December 2026 (the same generator, with distractors, clutter, more noise and
-blur): what every run record made before records named their data (``generated_data``) was trained on."""
 
 
 def _weight(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, kinds: tuple[str, ...]) -> np.ndarray:
@@ -273,9 +267,8 @@ def manifest_of(spec: DemoSpec) -> dict:
 
 def differences(manifest: dict | None, spec: DemoSpec = DemoSpec()) -> list[tuple[str, Any, Any]]:
     """(option, value in ``manifest``, value in ``spec``) for each option, the generator version included,
-    in which generated data differs from ``spec``. No manifest means ``FORMER_DEFAULTS`` (records made
-    before records named their data), and a manifest older than a field held its former default."""
-    made = {**manifest_of(FORMER_DEFAULTS), **(manifest or {})}
+    in which generated data differs from ``spec`` (no manifest: every option differs)."""
+    made = manifest or {}
     return [(key, made.get(key), value) for key, value in manifest_of(spec).items()
             if key != "classes" and made.get(key) != value]
 

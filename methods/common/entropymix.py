@@ -1,7 +1,7 @@
 """EntropyMix (SPEED, Lu et al., TCSVT 2024): a mixed training image assembled cell by cell from the
 strong views whose predictions are the most (or least) uncertain there.
 
-The authors published no code; this follows shared/design/methods/SPEED.md, where every choice below
+The authors published no code; this follows docs/methods/speed.md, where every choice below
 the paper's abstract is ours and a parameter. The crop is tiled into a G x G grid; for every image and
 cell the candidates are K aligned strong views (own s1, own s2, partner s1', partner s2'), each scored
 by its mean normalised prediction entropy over the cell's non-padding pixels; the rule picks a view per

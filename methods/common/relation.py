@@ -3,7 +3,7 @@
 Maps are pooled to an n x n grid of nodes; each node's vector (features, or class probabilities) is
 l2-normalised; the relation matrix of an image is the row-wise softmax of the nodes' scaled cosine
 similarities. The loss is the weighted mean over nodes (rows) of KL(A_teacher || A_student), with
-padding nodes removed from rows and columns. Written against SPEED.md; the weighting, pooling and
+padding nodes removed from rows and columns. Written against docs/methods/speed.md; the weighting, pooling and
 node-validity rules are that specification's choices.
 """
 

@@ -1,0 +1,161 @@
+"""The report's statistics over runs: mean and std over seeds per cell, bootstrap intervals over the
+evaluation images and the marks of the best main method (``stats``), paired comparisons, per-class and
+per-seed tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark import stats
+from benchmark.records import is_main, read_per_image
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (over seeds, ddof 1) and count per data set, split, method and source, on the runs'
+    evaluation set (``evaluated_on``), with the mean val figures beside (the same numbers for runs on val)."""
+    if runs.empty:
+        return pd.DataFrame()
+    grouped = runs.groupby(["dataset", "split", "method", "source"], sort=False)
+    table = grouped.agg(labeled=("labeled", "first"), fraction=("fraction", "first"), seeds=("seed", "nunique"),
+                        evaluated_on=("evaluated_on", "first"), eval_images=("eval_images", "first"),
+                        last_mean=("last", "mean"), last_std=("last", "std"), best_mean=("best", "mean"),
+                        best_std=("best", "std"), val_last_mean=("val_last", "mean"),
+                        val_best_mean=("val_best", "mean"), seconds=("seconds", "mean"),
+                        memory_mb=("memory_mb", "max"), protocols=("protocols", "max"))
+    return table.reset_index().sort_values(["dataset", "fraction", "method", "source"], ignore_index=True)
+
+
+class PerImage:
+    """The per-image counts of the runs' last networks on their evaluation set (``per_image.npz`` for val,
+    the record's test file for test), read once each."""
+
+    def __init__(self, runs: pd.DataFrame) -> None:
+        self.runs = runs
+        self.cache: dict[Path, dict[str, np.ndarray] | None] = {}
+
+    def read(self, path: Path) -> dict[str, np.ndarray] | None:
+        if path not in self.cache:
+            data = read_per_image(path)
+            self.cache[path] = data if data and "last_intersection" in data else None
+        return self.cache[path]
+
+    def cell(self, dataset: str, split: str, method: str, source: str) -> tuple[list, np.ndarray] | None:
+        """(per seed (intersection, union), the evaluation image list) of a cell, or None when a seed lacks
+        the file or the seeds were evaluated on different image lists."""
+        r = self.runs
+        chosen = r[(r["dataset"] == dataset) & (r["split"] == split) & (r["method"] == method) & (r["source"] == source)]
+        data = [self.read(Path(folder) / str(name)) for folder, name in zip(chosen["folder"], chosen["per_image_file"])]
+        if not data or any(d is None for d in data):
+            return None
+        images = data[0]["images"]
+        if any(not np.array_equal(d["images"], images) for d in data):
+            return None
+        return [(d["last_intersection"], d["last_union"]) for d in data], images
+
+
+def attach_intervals(summary: pd.DataFrame, per_image: PerImage, seed: int = 0) -> pd.DataFrame:
+    """The summary with the 95 % bootstrap interval of each cell's last mIoU (``ci_low``, ``ci_high``;
+    empty for cells whose records lack per-image counts) and, per split and source among two or more main
+    methods, ``mark``: 'best' for the highest mean, 'tied' for a method whose paired difference to it
+    (``vs_best``) has an interval containing 0: not distinguishable from the best on these val images."""
+    if summary.empty:
+        return summary
+    out = summary.copy()
+    out["ci_low"], out["ci_high"], out["mark"], out["vs_best"] = np.nan, np.nan, "", ""
+    for _, block in out.groupby(["dataset", "split", "source"], sort=False):
+        main = [i for i, row in block.iterrows() if is_main(row.method)]
+        if len(main) < 2:
+            main = []
+        best = max(main, key=lambda i: out.loc[i, "last_mean"]) if main else None
+        if best is not None:
+            out.loc[best, "mark"] = "best"
+        cells = {i: per_image.cell(row.dataset, row.split, row.method, row.source) for i, row in block.iterrows()}
+        cells = {i: c for i, c in cells.items() if c}
+        for i, (runs, images) in cells.items():
+            interval = stats.cell_interval(runs, stats.resample_weights(len(images), seed=seed))
+            out.loc[i, ["ci_low", "ci_high"]] = interval.low, interval.high
+        if best not in cells:
+            continue
+        images = cells[best][1]
+        weights = stats.resample_weights(len(images), seed=seed)
+        for i in main:
+            if i != best and i in cells and np.array_equal(cells[i][1], images):
+                difference = stats.difference_interval(cells[i][0], cells[best][0], weights)
+                out.loc[i, "vs_best"] = str(difference)
+                out.loc[i, "mark"] = "tied" if difference.contains(0) else ""
+    return out
+
+
+def seed_differences(block: pd.DataFrame, a: str, b: str) -> str:
+    """Last mIoU of ``a`` minus ``b`` on each seed both ran, and how often ``a`` leads: the seed-to-seed
+    spread that the bootstrap over val images does not cover."""
+    last = {m: block[block["method"] == m].groupby("seed")["last"].mean() for m in (a, b)}
+    shared = sorted(set(last[a].index) & set(last[b].index))
+    if not shared:
+        return "no seed ran for both, so the seed-to-seed spread is not covered"
+    differences = [last[a][s] - last[b][s] for s in shared]
+    listed = ", ".join(f"seed {s} {d:+.2f}" for s, d in zip(shared, differences))
+    ahead = sum(d > 0 for d in differences)
+    return f"per seed both ran: {listed} ({a} ahead on {ahead} of {len(shared)})"
+
+
+def compare(runs: pd.DataFrame, per_image: PerImage, a: str, b: str, seed: int = 0) -> list[str]:
+    """For every split (and source) with runs of both methods: mean last mIoU of ``a`` minus ``b``, with
+    its paired bootstrap interval over the val images (seeds pooled by their mean), and the difference
+    on each seed both ran, since the interval covers the choice of val images, not of seeds."""
+    lines = []
+    for (dataset, split, source), block in runs.groupby(["dataset", "split", "source"], sort=True):
+        if not {a, b} <= set(block["method"]):
+            continue
+        mean = {m: block[block["method"] == m]["last"].mean() for m in (a, b)}
+        seeds = {m: block[block["method"] == m]["seed"].nunique() for m in (a, b)}
+        where = f"{dataset} {split} ({source}, n={seeds[a]} vs {seeds[b]})"
+        cell_a, cell_b = per_image.cell(dataset, split, a, source), per_image.cell(dataset, split, b, source)
+        if cell_a and cell_b and np.array_equal(cell_a[1], cell_b[1]):
+            weights = stats.resample_weights(len(cell_a[1]), seed=seed)
+            difference = stats.difference_interval(cell_a[0], cell_b[0], weights)
+            verdict = "0 inside: not distinguishable" if difference.contains(0) else "0 outside"
+            line = (f"{where}: {a} - {b} = {difference} mIoU, 95 % paired bootstrap interval over val images; "
+                    f"{verdict}")
+        else:
+            line = (f"{where}: {a} - {b} = {mean[a] - mean[b]:+.2f} mIoU (no interval: a record lacks "
+                    "per-image counts or the val lists differ)")
+        lines.append(f"{line}; {seed_differences(block, a, b)}")
+    return lines
+
+
+def per_class(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and class: IoU (%, mean over seeds of the last evaluation) and its difference to
+    supervised on the same split and source."""
+    rows = []
+    for (dataset, split, method, source), block in runs.groupby(["dataset", "split", "method", "source"], sort=True):
+        ious = [r for r in block["last_iou"] if isinstance(r, list)]
+        names = next((n for n in block["class_names"] if isinstance(n, list)), None)
+        if not ious or len({len(r) for r in ious}) > 1:
+            continue
+        mean = np.nanmean(np.array(ious, dtype=float), axis=0) * 100
+        for k, value in enumerate(mean):
+            rows.append({"dataset": dataset, "split": split, "method": method, "source": source,
+                         "class": names[k] if names and k < len(names) else str(k), "iou": value})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    supervised = table[table["method"] == "supervised"].set_index(["dataset", "split", "source", "class"])["iou"]
+    keys = list(zip(table["dataset"], table["split"], table["source"], table["class"]))
+    table["vs_supervised"] = [table["iou"].iloc[i] - supervised[k] if k in supervised.index else np.nan
+                              for i, k in enumerate(keys)]
+    return table
+
+
+def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished run, ordered by data set, labeled fraction, method, source and seed: the runs
+    behind every mean of the summary."""
+    ordered = runs.sort_values(["dataset", "fraction", "method", "source", "seed"], ignore_index=True)
+    return ordered.assign(hours=ordered["seconds"] / 3600)[
+        ["dataset", "split", "labeled", "method", "source", "seed", "evaluated_on", "last", "best", "val_last",
+         "val_best", "last_iteration", "hours"]]
+
+
