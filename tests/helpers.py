@@ -1,15 +1,22 @@
-"""Helpers for the tests: the tiny CPU configuration and access to ../shared."""
+"""Helpers for the tests: the tiny CPU configuration, access to ../shared, made-up run records and a
+learnable fixed batch."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmark import config as config_module
+from benchmark.method import Batch, Labeled, Unlabeled
+from benchmark.records import RunPaths
 from benchmark.settings import merge
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+CHECKOUT = Path(__file__).resolve().parents[1]
+"""The checkout the tests run from."""
+SHARED = CHECKOUT.parent / "shared"
 
 TINY = {
     "data": {"crop_size": 48, "batch_size": 4, "unlabeled_batch_size": 4, "workers": 0},
@@ -55,3 +62,26 @@ def record_data(**fields: object) -> dict:
     unknown = set(fields) - set(base) - {"filed_as"}
     assert not unknown, f"not record fields: {unknown}"
     return {**base, **fields}
+
+
+def fake_record(dataset: str, split: str, method: str, seed: int, last: float, best: float, labeled: int,
+                fraction: float, status: str = "finished", tag: str | None = None, root: Path | None = None) -> None:
+    """A made-up record of a run under ``root`` (default: the results folder) with these figures."""
+    path = RunPaths.of(dataset, split, method, seed, tag, root).record
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record_data(
+        status=status, dataset=dataset, split=split, method=method, tag=tag, seed=seed, labeled=labeled,
+        labeled_fraction=fraction, last_miou=last, best_miou=best, preset=dataset)))
+
+
+def fixed_batch(n: int = 4, size: int = 48, classes: int = 7) -> Batch:
+    """Random images whose labels are a function of the pixel's brightness (learnable in a few steps)."""
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(n, 3, size, size, generator=gen)
+    mask = (image.mean(1) * classes).long().clamp_max(classes - 1)
+    mask[:, :4] = 255
+    ignore = torch.zeros(n, size, size, dtype=torch.bool)
+    ignore[:, -5:] = True
+    return Batch(Labeled(image, mask),
+                 Unlabeled(torch.rand(n, 3, size, size, generator=gen), ignore),
+                 Unlabeled(torch.rand(n, 3, size, size, generator=gen), ignore.clone()))

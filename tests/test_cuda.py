@@ -18,7 +18,7 @@ from benchmark.evaluate import Evaluator, Protocol
 from benchmark.records import RunPaths
 from benchmark.step import Numerics, Stepper, build_method, build_optimizers
 from helpers import resolve_tiny
-from test_methods import fixed_batch
+from helpers import fixed_batch
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 METHODS = list(registry.available())

@@ -27,7 +27,7 @@ from benchmark.errors import UserError
 from benchmark.records import RunPaths
 from benchmark.step import nonfinite_tensors
 from test_bad_input import fails, tiny_run, write_lines
-from test_report import fake_record
+from helpers import fake_record
 
 
 def every_user_error() -> list[type[UserError]]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from benchmark.data import demo
+from helpers import CHECKOUT
 
-CHECKOUT = Path(__file__).resolve().parents[1]
 README = CHECKOUT / "README.md"
 DEMO_COMMAND = "python -m benchmark run --method unimatch --split demo_1_16 --set schedule.iters=600 --tag it600"
 FEW_STEPS = ["--set", "schedule.iters=2", "--set", "schedule.eval_every=2", "--set", "data.crop_size=48",

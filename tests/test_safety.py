@@ -11,8 +11,9 @@ import pytest
 
 from benchmark import cli
 from benchmark.errors import UserError
+from helpers import CHECKOUT
 
-SOURCES = sorted(p for folder in ("benchmark", "methods") for p in (Path(__file__).parents[1] / folder).rglob("*.py"))
+SOURCES = sorted(p for folder in ("benchmark", "methods") for p in (CHECKOUT / folder).rglob("*.py"))
 
 
 def unsafe(text: str) -> list[str]:

@@ -15,26 +15,13 @@ from benchmark.config import AugmentConfig
 from benchmark.data.augment import StrongAugment
 from benchmark.method import Batch, Context, Labeled, Step, Unlabeled
 from benchmark.step import Numerics, Stepper, build_method, build_optimizers
-from helpers import resolve_tiny
+from helpers import fixed_batch, resolve_tiny
 from methods.common.ema import ema_update, frozen_copy
 from benchmark.losses import CrossEntropy, OhemCrossEntropy, mean_cross_entropy
 from methods.common.losses import kl_with_temperature, masked_cross_entropy
 from methods.common.pseudo import Pseudo
 from methods.fixmatch import FixMatch
 from methods.unimatch import UniMatch
-
-
-def fixed_batch(n: int = 4, size: int = 48, classes: int = 7) -> Batch:
-    """Random images whose labels are a function of the pixel's brightness (learnable in a few steps)."""
-    gen = torch.Generator().manual_seed(0)
-    image = torch.rand(n, 3, size, size, generator=gen)
-    mask = (image.mean(1) * classes).long().clamp_max(classes - 1)
-    mask[:, :4] = 255
-    ignore = torch.zeros(n, size, size, dtype=torch.bool)
-    ignore[:, -5:] = True
-    return Batch(Labeled(image, mask),
-                 Unlabeled(torch.rand(n, 3, size, size, generator=gen), ignore),
-                 Unlabeled(torch.rand(n, 3, size, size, generator=gen), ignore.clone()))
 
 
 @pytest.mark.slow

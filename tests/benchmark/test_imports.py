@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "benchmark"
+from helpers import CHECKOUT
+
+PACKAGE = CHECKOUT / "benchmark"
 
 
 def module_names(package: Path) -> dict[str, Path]:

@@ -13,7 +13,7 @@ from benchmark.models import SegOutput
 from benchmark.step import Numerics, Stepper, build_method, build_optimizers
 from helpers import resolve_tiny
 from methods.mkd import MKD
-from test_methods import fixed_batch
+from helpers import fixed_batch
 
 CPU = torch.device("cpu")
 

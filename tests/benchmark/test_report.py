@@ -15,16 +15,7 @@ from benchmark.records import RunPaths
 from benchmark.report import load, statistics
 from benchmark.run_record import RunRecord
 from benchmark.migrate_records import FORMER_DEFAULTS
-from helpers import record_data
-
-
-def fake_record(dataset: str, split: str, method: str, seed: int, last: float, best: float, labeled: int,
-                fraction: float, status: str = "finished", tag: str | None = None, root: Path | None = None) -> None:
-    path = RunPaths.of(dataset, split, method, seed, tag, root).record
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record_data(
-        status=status, dataset=dataset, split=split, method=method, tag=tag, seed=seed, labeled=labeled,
-        labeled_fraction=fraction, last_miou=last, best_miou=best, preset=dataset)))
+from helpers import fake_record, record_data
 
 
 def test_summary_mean_std_over_seeds_and_only_finished_runs(tmp_path: Path, monkeypatch) -> None:

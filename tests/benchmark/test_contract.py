@@ -19,7 +19,7 @@ from benchmark import method as registry
 from benchmark.method import Method, check_step, unwrap
 from benchmark.step import Numerics, Stepper, build_method, build_optimizers
 from helpers import resolve_tiny
-from test_methods import fixed_batch
+from helpers import fixed_batch
 
 METHODS = list(registry.available())
 CPU = torch.device("cpu")

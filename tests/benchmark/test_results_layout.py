@@ -15,9 +15,7 @@ from benchmark import cli, report
 from benchmark.report import load
 from benchmark import reference as reference_module
 from benchmark.records import PUBLISHED, REFERENCE_ROOT, RunPaths, results_root
-from test_report import fake_record
-
-CHECKOUT = Path(__file__).resolve().parents[1]
+from helpers import CHECKOUT, fake_record
 
 
 def test_runs_go_to_out_then_the_environment_then_results_local(monkeypatch, tmp_path) -> None:
