@@ -43,7 +43,7 @@ from benchmark.settings import setting
 from methods.common.attention import (attention_boxes, crop_resize, erase_region, joint_attention,
                                       normalised_attention, scale_boxes)
 from methods.common.ema import ema_momentum, ema_update, frozen_copy
-from methods.common.losses import kl_from_log_probs, masked_cross_entropy
+from methods.common.pixel_losses import kl_from_log_probs, masked_cross_entropy
 
 
 @dataclass

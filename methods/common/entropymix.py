@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.method import Context, Unlabeled
-from methods.common.losses import normalized_entropy
+from methods.common.pixel_losses import normalized_entropy
 from methods.common.pseudo import Pseudo
 
 RULES = ("max", "min", "sample")

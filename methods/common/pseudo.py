@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from methods.common.losses import masked_cross_entropy
+from methods.common.pixel_losses import masked_cross_entropy
 from methods.common.mixing import paste
 
 

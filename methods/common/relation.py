@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from methods.common.losses import kl_with_temperature, normalized_entropy
+from methods.common.pixel_losses import kl_with_temperature, normalized_entropy
 
 
 def pool_nodes(maps: Tensor, size: int) -> Tensor:

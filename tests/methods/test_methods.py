@@ -18,7 +18,7 @@ from benchmark.step import Numerics, Stepper, build_method, build_optimizers
 from helpers import fixed_batch, resolve_tiny
 from methods.common.ema import ema_update, frozen_copy
 from benchmark.losses import CrossEntropy, OhemCrossEntropy, mean_cross_entropy
-from methods.common.losses import kl_with_temperature, masked_cross_entropy
+from methods.common.pixel_losses import kl_with_temperature, masked_cross_entropy
 from methods.common.pseudo import Pseudo
 from methods.fixmatch import FixMatch
 from methods.unimatch import UniMatch
