@@ -29,12 +29,11 @@ class DataBench:
                  images: int = 32) -> None:
         self.split, self.root, self.console = split, root, console
         self.runtime = Runtime.of(resolved)
-        self.cfg = resolved.run
         self.batches, self.images = batches, images
 
     def __call__(self, summaries: list[dict[str, Any]]) -> dict[str, Any]:
         loader = self.loader()
-        table = Table(title=f"the loader alone, {self.split.name}, {self.cfg.data.workers} worker(s): "
+        table = Table(title=f"the loader alone, {self.split.name}, {self.runtime.cfg.data.workers} worker(s): "
                             f"{loader['images_per_second']:.0f} images/s")
         for column in ("method", "step consumes (img/s)", "loader / step"):
             table.add_column(column, justify="left" if column == "method" else "right")
@@ -59,8 +58,8 @@ class DataBench:
         from benchmark import distributed
         from benchmark.data.pipeline import train_streams
 
-        cpu, data = torch.device("cpu"), self.cfg.data
-        streams = train_streams(self.split, self.root, data, self.cfg.seed, distributed.info(), 0, cpu,
+        cpu, data = torch.device("cpu"), self.runtime.cfg.data
+        streams = train_streams(self.split, self.root, data, self.runtime.cfg.seed, distributed.info(), 0, cpu,
                                 bool(self.split.unlabeled), bool(self.split.unlabeled))
         for _ in range(3):  # the workers start
             streams.next(cpu, False)
@@ -82,7 +81,7 @@ class DataBench:
         from benchmark.evaluate import sliding_window
         from benchmark.models import build_model
 
-        cfg, runtime = self.cfg, self.runtime
+        cfg, runtime = self.runtime.cfg, self.runtime
         device, numerics = runtime.device, runtime.numerics
         network = build_model(cfg.model, cfg.data.num_classes)[0].to(device).eval()
         if numerics.channels_last:

@@ -151,16 +151,28 @@ class RunRecord:
         return self.test if self.test and self.test.get("last_miou") is not None else None
 
 
-def read_run_record(path: Path) -> RunRecord | None:
-    """The record at ``path``; None when it is missing or not yet readable JSON (being written by another
-    process); a record of another format is a UserError naming the migration."""
+class RecordNotReadable(UserError):
+    """A record file that is missing or not JSON (it may be being written by another process)."""
+
+
+def load_run_record(path: Path) -> RunRecord:
+    """The record at ``path``: RecordNotReadable when it is missing or not JSON, a UserError naming the
+    migration when it holds a record of another format."""
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError) as error:
+        raise RecordNotReadable(f"{path} is not readable JSON ({type(error).__name__})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} is not a run record (not a JSON object)")
     return RunRecord.from_dict(data, str(path))
+
+
+def read_run_record(path: Path) -> RunRecord | None:
+    """The record at ``path``; None when it is missing or not yet readable JSON."""
+    try:
+        return load_run_record(path)
+    except RecordNotReadable:
+        return None
 
 
 def write_run_record(path: Path, record: RunRecord) -> None:

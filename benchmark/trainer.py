@@ -118,7 +118,6 @@ class Trainer:
         self.method_cls, self.split, self.root, self.paths = method_cls, split, data_root, paths
         self.dist = distributed.info()
         self.runtime = Runtime.of(resolved, self.dist.local_rank)
-        self.device, self.numerics, self.protocol = self.runtime.device, self.runtime.numerics, self.runtime.protocol()
         self.generated_data = demo.read_manifest(data_root) if split.dataset == "demo" else None
         self.val_sizes: dict[str, int] | None = None
         self.test: dict[str, Any] | None = None
@@ -145,7 +144,7 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train to the end (resuming from the run's checkpoint if there is one) and return the record."""
         cfg = self.cfg
-        if self.device.type == "cuda":
+        if self.runtime.device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.trainer.deterministic
             torch.backends.cudnn.deterministic = cfg.trainer.deterministic
             if cfg.trainer.deterministic:
@@ -153,7 +152,7 @@ class Trainer:
         method, self.weights, self.batchnorm = self.runtime.method(self.method_cls,
                                                                    self.dist.world > 1 and cfg.trainer.sync_bn)
         optimizers = self.runtime.optimizers(method)
-        resumed = checkpoint.load(self.paths.checkpoint, self.identity, method, optimizers, self.device)
+        resumed = checkpoint.load(self.paths.checkpoint, self.identity, method, optimizers, self.runtime.device)
         state = RunState.from_checkpoint(resumed) if resumed else RunState()
         if resumed:
             self.log(f"resuming {self.paths.folder} at iteration {state.iteration}")
@@ -163,11 +162,12 @@ class Trainer:
         wrapped = self._wrap(method)
         accumulate = cfg.schedule.accumulate
         streams = train_streams(self.split, self.root, cfg.data, cfg.seed, self.dist, state.iteration * accumulate,
-                                self.device, method.uses_unlabeled, method.uses_mix)
+                                self.runtime.device, method.uses_unlabeled, method.uses_mix)
         val = eval_dataset(self.split.val, self.root, cfg.data)
         self.val_sizes = val.reader.sizes()
-        evaluator = self.runtime.evaluator(val)
-        stepper = Stepper(method, optimizers, wrapped, self.numerics, self.device, cfg.seed, cfg.schedule.iters,
+        runtime = self.runtime
+        evaluator = runtime.evaluator(val)
+        stepper = Stepper(method, optimizers, wrapped, runtime.numerics, runtime.device, cfg.seed, cfg.schedule.iters,
                           accumulate, self.dist.rank, rollback=cfg.trainer.on_nonfinite == "skip")
         stepper.phase = partial(_data_wait, state)
         total = cfg.schedule.iters
@@ -217,7 +217,7 @@ class Trainer:
         else:
             distributed.barrier()
             best, _, _ = self.runtime.method(self.method_cls)
-            best.load_state_dict(checkpoint.read_networks(self.paths.best, self.device)["networks"])
+            best.load_state_dict(checkpoint.read_networks(self.paths.best, self.runtime.device)["networks"])
             results["best"] = (best_iteration, evaluator.run(unwrap(best.eval_model())))
         self.test_counts = {which: _counts(iteration, result) for which, (iteration, result) in results.items()}
         self.test = {"list": self.split.test_path.name, "sha256": self.split.test_sha256(),
@@ -233,10 +233,10 @@ class Trainer:
         """Wrap the trained networks in DDP when there are several processes."""
         if self.dist.world == 1:
             return method.trainable()
-        wrapped = {}
+        wrapped, device = {}, self.runtime.device
         for name, model in method.trainable().items():
-            ddp = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda"
-                                          else None, broadcast_buffers=False,
+            ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                          broadcast_buffers=False,
                                           find_unused_parameters=self.cfg.trainer.find_unused_parameters)
             setattr(method, name, ddp)
             wrapped[name] = ddp
@@ -252,8 +252,9 @@ class Trainer:
             f"finite loss ({listing}) but non-finite tensors after the step: {named}")
         kept = (f"the last good checkpoint ({self.paths.checkpoint}) is kept" if self.paths.checkpoint.exists()
                 else "no checkpoint had been written yet")
+        amp = self.runtime.numerics.amp
         lower = f"Lower optim.lr (now {self.cfg.optim.lr:g})" + (
-            f" or run the step in float32 (trainer.amp=off, now {self.numerics.amp})" if self.numerics.amp != "off" else "")
+            f" or run the step in float32 (trainer.amp=off, now {amp})" if amp != "off" else "")
         if self.cfg.trainer.on_nonfinite == "skip":
             state.skipped_steps += 1
             state.skipped_in_a_row += 1
@@ -312,6 +313,7 @@ class Trainer:
         cfg, split, last, best = self.cfg, self.split, state.history[-1] if state.history else None, state.best
         steps = state.iteration
         seconds = state.train_seconds
+        numerics = self.runtime.numerics
         return RunRecord(
             status="finished" if finished else "running",
             method=self.method_cls.name, tag=self.paths.folder.parent.name.partition("+")[2] or None,
@@ -328,26 +330,25 @@ class Trainer:
             last_miou=last["miou"] if last else None, last_iou=last["iou"] if last else None,
             best_miou=best["miou"] if best else None, best_iteration=best["iteration"] if best else None,
             best_iou=best["iou"] if best else None, class_names=cfg.data.class_names,
-            eval=self.protocol.as_dict(),
+            eval=self.runtime.protocol().as_dict(),
             per_image=self.paths.per_image.name if state.per_image else None,
             test=self.test,
             train_seconds=round(seconds, 2), wall_seconds=round(state.wall_seconds, 2),
             data_wait_share=round(state.data_seconds / seconds, 4) if seconds else None,
             images_per_second=self._images_per_second(state),
             tensorboard=self.scalars.folder,
-            peak_memory_mb=round(peak_memory_mb(self.device), 1),
+            peak_memory_mb=round(peak_memory_mb(self.runtime.device), 1),
             world_size=self.dist.world, global_batch={"labeled": cfg.data.batch_size,
                                                       "unlabeled": cfg.data.unlabeled_batch_size},
             per_process_batch={"labeled": cfg.data.batch_size // self.dist.world,
                                "unlabeled": cfg.data.unlabeled_batch_size // self.dist.world},
             batchnorm=self.batchnorm,
             accumulate=cfg.schedule.accumulate, lr=cfg.optim.lr * lr_scale(cfg),
-            lr_batch_rule=cfg.optim.lr_batch_rule, amp=self.numerics.amp, teacher_amp=self.numerics.teacher,
-            eval_amp=self.numerics.eval,
-            channels_last=self.numerics.channels_last, skipped_steps=state.skipped_steps,
+            lr_batch_rule=cfg.optim.lr_batch_rule, amp=numerics.amp, teacher_amp=numerics.teacher, eval_amp=numerics.eval,
+            channels_last=numerics.channels_last, skipped_steps=state.skipped_steps,
             determinism=self._determinism(), weights=self.weights.as_dict() if self.weights else None,
             config_digest=self.identity.config_digest, started=state.started, updated=_now(),
-            **environment(self.device),
+            **environment(self.runtime.device),
         )
 
     def _images_per_second(self, state: RunState) -> float | None:
@@ -358,7 +359,7 @@ class Trainer:
         return round(state.iteration * per_step * cfg.schedule.accumulate / seconds, 2) if seconds else None
 
     def _determinism(self) -> str:
-        if self.device.type == "cpu":
+        if self.runtime.device.type == "cpu":
             return "deterministic: CPU kernels, every random draw seeded per step"
         if self.cfg.trainer.deterministic:
             return "deterministic algorithms requested (cudnn.deterministic, use_deterministic_algorithms)"

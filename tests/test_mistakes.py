@@ -151,9 +151,9 @@ def test_report_names_the_records_it_skips(env, tmp_path) -> None:
     console = Console(record=True, width=300)
     report.main(console, which="local", reference=tmp_path / "none")
     text = console.export_text()
-    assert f"skipped {lacking} (the record is not a record of this version of the suite (lacks dataset): run " \
+    assert f"skipped {lacking} is not a record of this version of the suite (lacks dataset): run " \
            "python -m benchmark.migrate_records" in text.replace("\n", "")
-    assert f"skipped {listed} (not a JSON object)" in text
+    assert f"skipped {listed} is not a run record (not a JSON object)" in text
     assert "1 runs; wrote" in text
 
 

@@ -9,23 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from benchmark.config import dtype_name
 from benchmark.data import demo
 from benchmark.errors import UserError
 from benchmark.records import method_label
-from benchmark.run_record import RunRecord
+from benchmark.run_record import RunRecord, load_run_record
+from benchmark.yaml_files import read_yaml
 
 NOT_AVAILABLE = "not published / not available"
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    """The run's config.yaml; empty where it is missing or unreadable (the protocol then uses the record)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        return read_yaml(path)
+    except UserError:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _read_history(path: Path) -> list[dict[str, Any]]:
@@ -144,17 +144,9 @@ def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str
     rows, skipped = [], []
     for path in sorted((root / "runs").glob("**/record.json")):
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            skipped.append(f"{path} (not readable JSON: {type(error).__name__})")
-            continue
-        if not isinstance(data, dict):
-            skipped.append(f"{path} (not a JSON object)")
-            continue
-        try:
-            record = RunRecord.from_dict(data, "the record")
+            record = load_run_record(path)
         except UserError as error:
-            skipped.append(f"{path} ({error})")
+            skipped.append(str(error))
             continue
         if not record.finished:
             continue
@@ -181,7 +173,7 @@ def load_published(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """Published numbers (with backbone and source) and the methods whose numbers are unavailable."""
     if not path.exists():
         return pd.DataFrame(columns=["dataset", "split", "method", "backbone", "miou", "source"]), {}
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path)
     sources = data.get("sources", {})
     rows = [{**entry, "source": sources.get(entry["source"], entry["source"])} for entry in data.get("entries", [])]
     return pd.DataFrame(rows), data.get("not_available", {})

@@ -29,7 +29,7 @@ def test_summary_mean_std_over_seeds_and_only_finished_runs(tmp_path: Path, monk
     half_written.write_text(half_written.read_text()[:40])
     runs, skipped = load.load_runs(tmp_path)
     assert len(runs) == 4  # the running record and the half-written one are left out
-    assert skipped == [f"{half_written} (not readable JSON: JSONDecodeError)"]
+    assert skipped == [f"{half_written} is not readable JSON (JSONDecodeError)"]
     summary = statistics.summarise(runs).set_index("method")
     assert summary.loc["unimatch", "seeds"] == 3
     assert math.isclose(summary.loc["unimatch", "last_mean"], 52.0)
