@@ -1,4 +1,5 @@
-"""The suite's reference records (``results/reference/``): finished runs copied there by ``promote``.
+"""The suite's reference records (``results/reference/``): finished runs, and runs that diverged (a result
+too: ``report`` counts them), copied there by ``promote``.
 
 A run never writes to the reference folder, so a user's command can neither overwrite nor resume a
 committed record. The maintainers train in their own results folder (resumable, with checkpoints) and
@@ -31,13 +32,13 @@ OPTIONAL = ("per_image.npz", "test_per_image.npz")
 
 def promote(folders: list[Path], replace: bool = False, reference: Path = REFERENCE_ROOT,
             as_tag: str | None = None) -> Iterator[str]:
-    """Copy each finished run folder into ``reference`` (under ``as_tag`` when given, see the module's
+    """Copy each finished or diverged run folder into ``reference`` (under ``as_tag`` when given, see the module's
     docstring); yields one line per run copied."""
     for folder in folders:
         record = read_run_record(folder / "record.json")
         if record is None:
             raise UserError(f"{folder} holds no readable record.json; name a run folder (…/<method>/seed<k>)")
-        if not record.finished:
+        if not (record.finished or record.has_diverged):
             raise UserError(f"{folder} is not finished (status {record.status!r}); finish it with the "
                             "same run command first")
         missing = [name for name in COPIED if name not in OPTIONAL and not (folder / name).is_file()]

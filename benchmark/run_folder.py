@@ -43,8 +43,15 @@ class RunFolder:
 
     def finished(self, resolved: Resolved) -> RunRecord | None:
         """The record of a finished run of this configuration, None when the run is still to train; a
-        finished run of another configuration is refused, naming what differs."""
+        finished run of another configuration is refused, naming what differs, and so is a diverged run
+        unless ``trainer.on_nonfinite=skip`` resumes it (training it again would diverge again)."""
         record = read_run_record(self.paths.record)
+        if record is not None and record.has_diverged and resolved.run.trainer.on_nonfinite == "stop":
+            where = (record.diverged or {}).get("iteration", record.completed_iterations)
+            raise UserError(f"{self.paths.folder} diverged at iteration {where} "
+                            f"({(record.diverged or {}).get('what', 'a non-finite step')}); its record is kept as "
+                            "diverged and report counts it so. --fresh trains it again from the start; --set "
+                            "trainer.on_nonfinite=skip resumes it from its last good checkpoint, skipping such steps")
         if record is None or not record.finished:
             return None
         if record.config_digest != resolved.digest():

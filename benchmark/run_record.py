@@ -25,7 +25,8 @@ class RunRecord:
     """What one run trained, on what, how it scored, what it cost, and where it ran."""
 
     status: str
-    """'running' while it trains (rewritten at every evaluation), 'finished' at its end."""
+    """'running' while it trains (rewritten at every evaluation), 'finished' at its end, 'diverged' when a
+    non-finite step stopped it (see ``diverged``)."""
     method: str
     tag: str | None
     """The variant's name (``run --tag``): the run's folder is ``<method>+<tag>``."""
@@ -123,6 +124,9 @@ class RunRecord:
     git_commit: str | None
     git_dirty: bool | None
     """True when the tree had uncommitted changes: no commit reproduces the run."""
+    diverged: dict[str, Any] | None = field(default=None)
+    """For a run that a non-finite step stopped: ``iteration`` (the step) and ``what`` was not finite. Its
+    figures are its last evaluation's before it; ``report`` counts it as a diverged seed, not in the means."""
     filed_as: str | None = field(default=None)
     """For a reference run promoted under another name (``promote --as-tag``): where it was."""
 
@@ -145,6 +149,10 @@ class RunRecord:
     @property
     def finished(self) -> bool:
         return self.status == "finished"
+
+    @property
+    def has_diverged(self) -> bool:
+        return self.status == "diverged"
 
     def test_result(self) -> dict[str, Any] | None:
         """The test evaluations (last and best-on-val networks), None for a run without a test list."""

@@ -71,10 +71,31 @@ def evaluation_of(rows: list[tuple[str, str, list[Any]]]) -> str:
     return "; ".join(texts) or "val"
 
 
+def diverged_text(row: Any) -> str:
+    """'2 of 3 seeds diverged (steps 3240, 3359), not in the mean', 'diverged: 1 of 1 seed (step 2100)' for a
+    cell without a finished seed; '' for a cell none of whose seeds diverged."""
+    count = int(getattr(row, "diverged", 0) or 0)
+    if not count:
+        return ""
+    steps = f"step{'s' if count > 1 else ''} {row.diverged_at}"
+    if not row.seeds:
+        return f"diverged: {count} of {count} seed{'s' if count > 1 else ''} ({steps})"
+    return f"{count} of {count + row.seeds} seeds diverged ({steps}), not in the mean"
+
+
+def _ours(row: Any) -> str:
+    """The cell's headline: mean ± std, or that every seed diverged."""
+    return _fmt(row.last_mean, row.last_std) if row.seeds else "diverged"
+
+
 def cell_text(row: Any, newline: str, published: str) -> str:
-    """One cell: last mean ± std (n), interval, mark, best, the val means (a cell on test), published number."""
+    """One cell: last mean ± std (n), interval, mark, best, the val means (a cell on test), the seeds that
+    diverged, published number."""
     if row is None:
         return ""
+    if not row.seeds:
+        return newline.join([diverged_text(row)] + ([published.format(row.published)]
+                                                    if getattr(row, "published", "") else []))
     lines = [f"{_fmt(row.last_mean, row.last_std)} (n={row.seeds})"]
     if _interval(row):
         lines.append(_interval(row))
@@ -84,6 +105,8 @@ def cell_text(row: Any, newline: str, published: str) -> str:
     lines.append(f"{'best-on-val' if test else 'best'} {_fmt(row.best_mean, row.best_std)}")
     if test:
         lines.append(f"val {row.val_last_mean:.2f}, best {row.val_best_mean:.2f}")
+    if diverged_text(row):
+        lines.append(diverged_text(row))
     if getattr(row, "published", ""):
         lines.append(published.format(row.published))
     return newline.join(lines)
@@ -138,7 +161,8 @@ def latex(summary: pd.DataFrame) -> str:
     """The headline table (main methods, one source per row) as LaTeX tabulars, one per data set: mean ±
     std of the last network on the data set's evaluation set (named in a comment) per split, the best of each split in bold, and the published numbers in a
     second column group ('--' where no paper reports that split). Needs booktabs."""
-    parts = ["% python -m benchmark report --latex; needs \\usepackage{booktabs}\n"]
+    parts = ["% python -m benchmark report --latex; needs \\usepackage{booktabs}; $^\\dagger$: some seeds of the "
+             "cell diverged and are not in its mean (summary.md names them)\n"]
     for dataset, all_splits, all_rows in grid(summary):
         headline = [table for table in headline_and_variants(all_splits, all_rows) if not table[0]]
         if not headline:
@@ -157,7 +181,7 @@ def latex(summary: pd.DataFrame) -> str:
                 if c is None:
                     ours.append("--")
                     continue
-                text = _fmt(c.last_mean, c.last_std).replace("±", "$\\pm$")
+                text = _ours(c).replace("±", "$\\pm$") + ("$^\\dagger$" if getattr(c, "diverged", 0) else "")
                 ours.append(f"\\textbf{{{text}}}" if getattr(c, "mark", "") == "best" else text)
             published = [_latex_escape(getattr(c, "published", "") or "--") if c is not None else "--" for c in cells]
             parts.append(f"{_latex_escape(method)} & {source} & " + " & ".join(ours + published) + " \\\\\n")
@@ -185,7 +209,8 @@ def per_seed_markdown(table: pd.DataFrame) -> str:
     """Per data set: rows methods (main methods first), columns splits; each cell the last mIoU of every
     seed, so that a reader can check a mean and a spread against the runs behind it."""
     parts = ["# Per seed\n", "mIoU (%) of the last network of every finished run on its evaluation set (test "
-             "where the data set has a test list, else val; both in per_seed.csv), as `seed: mIoU`; the means, "
+             "where the data set has a test list, else val; both in per_seed.csv), as `seed: mIoU`, and the step "
+             "at which every diverged run stopped; the means, "
              "spreads and best evaluations are in summary.md, the training hours in per_seed.csv.\n"]
     for dataset, block in table.groupby("dataset", sort=False):
         splits = list(dict.fromkeys(block["split"]))
@@ -194,10 +219,16 @@ def per_seed_markdown(table: pd.DataFrame) -> str:
         cells = block.groupby(["method", "source"], sort=False)
         for method, source in sorted(cells.groups, key=lambda key: (not is_main(key[0]), key)):
             rows = cells.get_group((method, source))
-            texts = [" · ".join(f"{r.seed}: {r.last:.2f}" for r in rows[rows["split"] == split].itertuples())
+            texts = [" · ".join(f"{r.seed}: diverged at {int(r.diverged_at)}" if _stopped(r) else f"{r.seed}: {r.last:.2f}"
+                                for r in rows[rows["split"] == split].itertuples())
                      for split in splits]
             parts.append(f"| {method} | {source} | " + " | ".join(texts) + " |\n")
     return "".join(parts)
+
+
+def _stopped(row: Any) -> bool:
+    at = getattr(row, "diverged_at", None)
+    return at is not None and not pd.isna(at)
 
 
 def _class_cell(row: Any) -> str:

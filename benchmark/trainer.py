@@ -50,6 +50,15 @@ MAX_SKIPPED_SHARE = 0.05
 """Share of the schedule's steps that ``skip`` skips in all (at least ``MAX_SKIPPED_IN_A_ROW``)."""
 
 
+class Diverged(UserError):
+    """A non-finite step stopped the run: the trainer writes the record as diverged, then the CLI prints
+    the message."""
+
+    def __init__(self, iteration: int, what: str, message: str) -> None:
+        super().__init__(message)
+        self.iteration, self.what = iteration, what
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -124,6 +133,8 @@ class Trainer:
         """The test evaluations of the last and the best-on-val networks (a split with a test list), made once
         when training ends."""
         self.test_counts: dict[str, dict[str, Any]] = {}
+        self.divergence: dict[str, Any] | None = None
+        """Where a non-finite step stopped the run (the record's ``diverged``)."""
         self.identity = checkpoint.Identity(method_cls.name, f"{method_cls.__module__}:{method_cls.__qualname__}",
                                             resolved.digest(), split.sha256())
         self.show_progress = show_progress
@@ -176,32 +187,37 @@ class Trainer:
         self.clock = time.perf_counter()
         self.scalars = Scalars(self.paths.folder, self.dist.is_main, state.iteration if resumed else None)
         with progress, contextlib.closing(self.scalars):
-            while state.iteration < total:
-                iteration = state.iteration
-                started = time.perf_counter()
-                lr = self._set_lr(optimizers, iteration)
-                parts, finite = stepper(streams.next, iteration)
-                state.train_seconds += time.perf_counter() - started
-                if finite:
-                    state.skipped_in_a_row = 0
-                    for key, value in parts.items():
-                        state.sums[key] = state.sums.get(key, 0.0) + value
-                    state.count += 1
-                    self.scalars.step(iteration + 1, parts, lr)
-                else:
-                    self._nonfinite(iteration, parts, stepper.nonfinite, state)
-                state.iteration = iteration + 1
-                progress.update(state.iteration, parts)
-                if state.iteration % cfg.schedule.eval_every == 0 or state.iteration == total:
-                    self._evaluate(method, evaluator, state, lr, progress)
-                    self._save_if_main(method, optimizers, state)
-                    self._write_outputs(state, finished=False)
-                elif cfg.schedule.checkpoint_every and state.iteration % cfg.schedule.checkpoint_every == 0:
-                    self._save_if_main(method, optimizers, state)
+            try:
+                while state.iteration < total:
+                    iteration = state.iteration
+                    started = time.perf_counter()
+                    lr = self._set_lr(optimizers, iteration)
+                    parts, finite = stepper(streams.next, iteration)
+                    state.train_seconds += time.perf_counter() - started
+                    if finite:
+                        state.skipped_in_a_row = 0
+                        for key, value in parts.items():
+                            state.sums[key] = state.sums.get(key, 0.0) + value
+                        state.count += 1
+                        self.scalars.step(iteration + 1, parts, lr)
+                    else:
+                        self._nonfinite(iteration, parts, stepper.nonfinite, state)
+                    state.iteration = iteration + 1
+                    progress.update(state.iteration, parts)
+                    if state.iteration % cfg.schedule.eval_every == 0 or state.iteration == total:
+                        self._evaluate(method, evaluator, state, lr, progress)
+                        self._save_if_main(method, optimizers, state)
+                        self._write_outputs(state, "running")
+                    elif cfg.schedule.checkpoint_every and state.iteration % cfg.schedule.checkpoint_every == 0:
+                        self._save_if_main(method, optimizers, state)
+            except Diverged as stop:
+                self.divergence = {"iteration": stop.iteration, "what": stop.what}
+                self._write_outputs(state, "diverged")
+                raise
             if self.split.test:
                 self._test(method, state, progress)
-        self._write_outputs(state, finished=True)
-        return self._record(state, finished=True)
+        self._write_outputs(state, "finished")
+        return self._record(state, "finished")
 
     def _test(self, method: Method, state: RunState, progress: Progress) -> None:
         """Evaluate the last and the best-on-val networks on the split's test list, once: val selected the
@@ -256,19 +272,20 @@ class Trainer:
         lower = f"Lower optim.lr (now {self.cfg.optim.lr:g})" + (
             f" or run the step in float32 (trainer.amp=off, now {amp})" if amp != "off" else "")
         if self.cfg.trainer.on_nonfinite == "skip":
-            state.skipped_steps += 1
-            state.skipped_in_a_row += 1
+            in_a_row, in_all = state.skipped_in_a_row + 1, state.skipped_steps + 1
             allowed = max(MAX_SKIPPED_IN_A_ROW, int(MAX_SKIPPED_SHARE * self.cfg.schedule.iters))
-            if state.skipped_in_a_row <= MAX_SKIPPED_IN_A_ROW and state.skipped_steps <= allowed:
+            if in_a_row <= MAX_SKIPPED_IN_A_ROW and in_all <= allowed:
+                state.skipped_in_a_row, state.skipped_steps = in_a_row, in_all
                 self.log(f"iteration {iteration}: {what}; step skipped")
                 return
-            raise UserError(f"iteration {iteration}: {what}. {state.skipped_in_a_row} steps in a row and "
-                            f"{state.skipped_steps} in all were skipped as non-finite, more than "
-                            f"trainer.on_nonfinite=skip allows ({MAX_SKIPPED_IN_A_ROW} in a row, {allowed} in all: "
-                            f"{MAX_SKIPPED_SHARE:.0%} of the schedule's {self.cfg.schedule.iters} steps, at least "
-                            f"{MAX_SKIPPED_IN_A_ROW}); the training diverged. The run stopped; {kept}. {lower}.")
-        raise UserError(f"non-finite loss at iteration {iteration}: {listing}. The run stopped; {kept}. "
-                        f"{lower}, or set trainer.on_nonfinite=skip to skip such steps")
+            raise Diverged(iteration, what, f"iteration {iteration}: {what}. {in_a_row} steps in a row and "
+                           f"{in_all} in all were non-finite, more than trainer.on_nonfinite=skip allows "
+                           f"({MAX_SKIPPED_IN_A_ROW} in a row, {allowed} in all: {MAX_SKIPPED_SHARE:.0%} of the "
+                           f"schedule's {self.cfg.schedule.iters} steps, at least {MAX_SKIPPED_IN_A_ROW}); the "
+                           f"training diverged. The run stopped and its record says so; {kept}. {lower}.")
+        raise Diverged(iteration, what, f"non-finite loss at iteration {iteration}: {listing}. The run stopped "
+                       f"and its record says so; {kept}. {lower}, or set trainer.on_nonfinite=skip to skip such "
+                       "steps")
 
     def _evaluate(self, method: Method, evaluator: Evaluator, state: RunState, lr: float,
                   progress: Progress) -> None:
@@ -299,23 +316,23 @@ class Trainer:
                             self.wrapped_names)
         distributed.barrier()
 
-    def _write_outputs(self, state: RunState, finished: bool) -> None:
+    def _write_outputs(self, state: RunState, status: str) -> None:
         if self.dist.is_main:
             write_metrics(self.paths, state.history)
             if state.per_image:
                 write_per_image(self.paths.per_image, [image for image, _ in self.split.val], state.per_image)
             if self.test_counts:
                 write_per_image(self.paths.test_per_image, [image for image, _ in self.split.test], self.test_counts)
-            write_run_record(self.paths.record, self._record(state, finished))
+            write_run_record(self.paths.record, self._record(state, status))
 
-    def _record(self, state: RunState, finished: bool) -> RunRecord:
+    def _record(self, state: RunState, status: str) -> RunRecord:
         """The run record: results, protocol, data identity, cost, and environment."""
         cfg, split, last, best = self.cfg, self.split, state.history[-1] if state.history else None, state.best
         steps = state.iteration
         seconds = state.train_seconds
         numerics = self.runtime.numerics
         return RunRecord(
-            status="finished" if finished else "running",
+            status=status, diverged=self.divergence,
             method=self.method_cls.name, tag=self.paths.folder.parent.name.partition("+")[2] or None,
             method_params=self.resolved.as_dict()["method"], fidelity=self.method_cls.fidelity,
             dataset=split.dataset, split=split.name, preset=self.resolved.preset,

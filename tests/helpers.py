@@ -59,7 +59,7 @@ def record_data(**fields: object) -> dict:
         "torchvision": "-", "python": "-", "platform": "-", "host": "-", "device": "cpu", "device_name": "-",
         "cpu_threads": 2, "cpu_model": None, "cpu_cores": None, "cpu_capability": None, "bf16_native": None,
         "cpu_limits": None, "git_commit": None, "git_dirty": False}
-    unknown = set(fields) - set(base) - {"filed_as"}
+    unknown = set(fields) - set(base) - {"filed_as", "diverged"}
     assert not unknown, f"not record fields: {unknown}"
     return {**base, **fields}
 

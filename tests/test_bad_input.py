@@ -130,6 +130,11 @@ def test_a_nonfinite_loss_stops_with_its_parts_named_or_is_skipped(env, capsys, 
     assert "the last good checkpoint" in message
     paths = RunPaths.of("demo", "demo_1_4", "supervised", 0)
     assert torch.load(paths.checkpoint, weights_only=True)["iteration"] == 2
+    record = json.loads(paths.record.read_text())
+    assert record["status"] == "diverged" and record["completed_iterations"] == 2
+    assert record["diverged"] == {"iteration": 2, "what": "non-finite loss (loss=nan, loss_x=nan)"}
+    again = fails(capsys, *tiny_run("--set", "schedule.iters=4"))  # the same command would diverge again
+    assert "diverged at iteration 2 (non-finite loss (loss=nan, loss_x=nan))" in again and "--fresh" in again
     assert cli.main(tiny_run("--set", "schedule.iters=4", "--set", "trainer.on_nonfinite=skip", "--tag", "skip")) == 0
     record = json.loads(RunPaths.of("demo", "demo_1_4", "supervised", 0, "skip").record.read_text())
     assert record["skipped_steps"] == 1 and record["status"] == "finished"
@@ -146,7 +151,8 @@ def test_a_run_whose_steps_are_nearly_all_skipped_stops_and_keeps_its_last_finit
     assert "non-finite" in message and "Lower optim.lr (now 1e+12)" in message and "is kept" in message
     paths = RunPaths.of("demo", "demo_1_4", "supervised", 0)
     record = json.loads(paths.record.read_text())
-    assert record["status"] == "running" and record["skipped_steps"] == MAX_SKIPPED_IN_A_ROW
+    assert record["status"] == "diverged" and record["skipped_steps"] == MAX_SKIPPED_IN_A_ROW
+    assert record["diverged"]["iteration"] == skipped
     saved = torch.load(paths.checkpoint, weights_only=True)
     assert saved["iteration"] == skipped and nonfinite_tensors(saved["networks"]) == []
 

@@ -1,8 +1,8 @@
-"""Tables and plots of finished runs, beside the published numbers.
+"""Tables and plots of finished runs (and of the seeds that diverged), beside the published numbers.
 
 Reads ``runs/**/record.json`` of two results folders: yours (``local``) and the suite's committed
-``reference`` records (only records whose status is ``finished``: a sweep writing meanwhile never shows
-half a run). Runs are grouped by data set, split, method and source (a local run is never averaged with
+``reference`` records (only records whose status is ``finished`` or ``diverged``: a sweep writing meanwhile
+never shows half a run; a diverged seed is counted in its cell, never averaged). Runs are grouped by data set, split, method and source (a local run is never averaged with
 a reference run), with mean and standard deviation over seeds of the last and the best evaluation, the
 number of seeds and the labeled count of every split. Runs of one cell made under different protocols are
 never averaged (``protocol_checks``). A run of a data set with a test list is reported on test (its last and its
@@ -50,20 +50,23 @@ def main(console: Console, out: str | Path | None = None, which: str = "both", r
     for source in chosen:
         runs, skipped = load_runs(folders[source], source)
         loaded.append(runs)
-        console.print(f"{source} runs: {len(runs)} finished under {folders[source] / 'runs'}"
+        diverged = int(runs["diverged_at"].notna().sum()) if len(runs) else 0
+        console.print(f"{source} runs: {len(runs) - diverged} finished"
+                      + (f" and {diverged} diverged" if diverged else "") + f" under {folders[source] / 'runs'}"
                       + (" (the suite's committed records)" if source == "reference" else " (yours)"),
                       highlight=False, soft_wrap=True)
         for line in skipped:
             console.print(f"  skipped {line}", highlight=False, soft_wrap=True)
-    runs = pd.concat([r for r in loaded if not r.empty], ignore_index=True) if any(not r.empty for r in loaded) \
+    every = pd.concat([r for r in loaded if not r.empty], ignore_index=True) if any(not r.empty for r in loaded) \
         else pd.DataFrame()
-    if runs.empty:
+    if every.empty:
         console.print("no finished runs to report; train one with python -m benchmark run")
         return None
+    runs = every[every["diverged_at"].isna()]
     target = reference if which == "reference" else local
     published, missing = load_published(published_path)
     per_image = PerImage(runs)
-    summary = with_published(attach_intervals(summarise(runs), per_image), published, missing)
+    summary = with_published(attach_intervals(summarise(every), per_image), published, missing)
     checks = protocol_checks(runs, summary)
     tables.terminal(summary, console, checks)
     classes = per_class(runs)
@@ -80,7 +83,7 @@ def main(console: Console, out: str | Path | None = None, which: str = "both", r
         written += [target / "per_class.csv", target / "per_class.md"]
         write_text(written[-2], classes.to_csv(index=False, float_format="%.2f"))
         write_text(written[-1], tables.per_class_markdown(classes))
-    seeds = per_seed(runs)
+    seeds = per_seed(every)
     written += [target / "per_seed.csv", target / "per_seed.md"]
     write_text(written[-2], seeds.to_csv(index=False, float_format="%.2f"))
     write_text(written[-1], tables.per_seed_markdown(seeds))
@@ -92,8 +95,8 @@ def main(console: Console, out: str | Path | None = None, which: str = "both", r
     written += figures.curves(runs, target)
     if readme is not None:
         plot = os.path.relpath(target / "miou_vs_labels.svg", readme.parent)
-        block = tables.readme_block(summary, runs, checks, plot)
+        block = tables.readme_block(summary, every, checks, plot)
         write_text(readme, tables.replace_readme_block(readme.read_text(), block, str(readme)))
         written.append(readme)
-    console.print(f"{len(runs)} runs; wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
+    console.print(f"{len(every)} runs; wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
     return target

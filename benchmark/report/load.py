@@ -1,10 +1,11 @@
-"""What the report reads: one row per finished run (its record, config.yaml and metrics.jsonl), each with
-the protocol it was made under, and the published numbers."""
+"""What the report reads: one row per finished or diverged run (its record, config.yaml and metrics.jsonl),
+each with the protocol it was made under, and the published numbers."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +116,14 @@ def _resolution(sizes: dict[str, int] | None) -> str:
 
 
 def _row(record: RunRecord, path: Path, source: str) -> dict[str, Any]:
-    """The report's row of one finished run."""
+    """The report's row of one finished or diverged run; a diverged run's scores are NaN (its last
+    evaluation came before the step that stopped it) and ``diverged_at`` names that step."""
     test = record.test_result()
-    val_scores = 100 * record.last_miou, 100 * record.best_miou
-    scores = (100 * test["last_miou"], 100 * test["best_miou"]) if test else val_scores
+    if record.has_diverged:
+        val_scores = scores = math.nan, math.nan
+    else:
+        val_scores = 100 * record.last_miou, 100 * record.best_miou
+        scores = (100 * test["last_miou"], 100 * test["best_miou"]) if test else val_scores
     history = _read_history(path.parent / "metrics.jsonl")
     config = _read_config(path.parent / "config.yaml")
     protocol = protocol_of(record, config)
@@ -127,6 +132,8 @@ def _row(record: RunRecord, path: Path, source: str) -> dict[str, Any]:
             "labeled": record.labeled, "fraction": record.labeled_fraction,
             "evaluated_on": "test" if test else "val", "eval_images": test["images"] if test else record.val,
             "last": scores[0], "best": scores[1], "val_last": val_scores[0], "val_best": val_scores[1],
+            "diverged_at": (record.diverged or {}).get("iteration", record.completed_iterations)
+            if record.has_diverged else None,
             "per_image_file": test.get("per_image") if test else record.per_image,
             "seconds": record.train_seconds, "memory_mb": record.peak_memory_mb,
             "backbone": (record.weights or {}).get("source", ""), "preset": record.preset,
@@ -139,14 +146,18 @@ def _row(record: RunRecord, path: Path, source: str) -> dict[str, Any]:
 
 
 def load_runs(root: Path, source: str = "local") -> tuple[pd.DataFrame, list[str]]:
-    """One row per finished run under ``root/runs``, marked with ``source``, and the record files that
-    were skipped as unreadable or of another format (each with the reason). Unfinished runs are left out."""
+    """One row per finished or diverged run under ``root/runs``, marked with ``source``, and the record files
+    that were skipped as unreadable or of another format (each with the reason). Runs still training are
+    left out."""
     rows, skipped = [], []
     for path in sorted((root / "runs").glob("**/record.json")):
         try:
             record = load_run_record(path)
         except UserError as error:
             skipped.append(str(error))
+            continue
+        if record.has_diverged:
+            rows.append(_row(record, path, source))
             continue
         if not record.finished:
             continue

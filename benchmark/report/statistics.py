@@ -15,16 +15,27 @@ from benchmark.records import is_main, read_per_image
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean, std (over seeds, ddof 1) and count per data set, split, method and source, on the runs'
-    evaluation set (``evaluated_on``), with the mean val figures beside (the same numbers for runs on val)."""
+    evaluation set (``evaluated_on``), with the mean val figures beside (the same numbers for runs on val).
+    Diverged seeds are counted (``diverged``, and the steps they stopped at, ``diverged_at``), never averaged:
+    a cell whose every seed diverged has no mean."""
     if runs.empty:
         return pd.DataFrame()
-    grouped = runs.groupby(["dataset", "split", "method", "source"], sort=False)
-    table = grouped.agg(labeled=("labeled", "first"), fraction=("fraction", "first"), seeds=("seed", "nunique"),
-                        evaluated_on=("evaluated_on", "first"), eval_images=("eval_images", "first"),
-                        last_mean=("last", "mean"), last_std=("last", "std"), best_mean=("best", "mean"),
-                        best_std=("best", "std"), val_last_mean=("val_last", "mean"),
-                        val_best_mean=("val_best", "mean"), seconds=("seconds", "mean"),
-                        memory_mb=("memory_mb", "max"), protocols=("protocols", "max"))
+    keys = ["dataset", "split", "method", "source"]
+    stopped = runs["diverged_at"].notna()
+    finished = runs[~stopped]
+    table = finished.groupby(keys, sort=False).agg(
+        labeled=("labeled", "first"), fraction=("fraction", "first"), seeds=("seed", "nunique"),
+        evaluated_on=("evaluated_on", "first"), eval_images=("eval_images", "first"),
+        last_mean=("last", "mean"), last_std=("last", "std"), best_mean=("best", "mean"), best_std=("best", "std"),
+        val_last_mean=("val_last", "mean"), val_best_mean=("val_best", "mean"), seconds=("seconds", "mean"),
+        memory_mb=("memory_mb", "max"), protocols=("protocols", "max"))
+    diverged = runs[stopped].groupby(keys, sort=False).agg(
+        labeled=("labeled", "first"), fraction=("fraction", "first"), evaluated_on=("evaluated_on", "first"),
+        diverged=("seed", "nunique"), diverged_at=("diverged_at", lambda at: ", ".join(str(int(i)) for i in sorted(at))))
+    table = table.combine_first(diverged) if len(diverged) else table.assign(diverged=0, diverged_at="")
+    table["seeds"] = table["seeds"].fillna(0).astype(int)
+    table["diverged"] = table["diverged"].fillna(0).astype(int)
+    table["diverged_at"] = table["diverged_at"].fillna("")
     return table.reset_index().sort_values(["dataset", "fraction", "method", "source"], ignore_index=True)
 
 
@@ -66,7 +77,7 @@ def attach_intervals(summary: pd.DataFrame, per_image: PerImage, seed: int = 0) 
     out = summary.copy()
     out["ci_low"], out["ci_high"], out["mark"], out["vs_best"] = np.nan, np.nan, "", ""
     for _, block in out.groupby(["dataset", "split", "source"], sort=False):
-        main = [i for i, row in block.iterrows() if is_main(row.method)]
+        main = [i for i, row in block.iterrows() if is_main(row.method) and not row.get("diverged", 0)]
         if len(main) < 2:
             main = []
         best = max(main, key=lambda i: out.loc[i, "last_mean"]) if main else None
@@ -151,11 +162,11 @@ def per_class(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished run, ordered by data set, labeled fraction, method, source and seed: the runs
-    behind every mean of the summary."""
+    """One row per finished or diverged run, ordered by data set, labeled fraction, method, source and seed:
+    the runs behind every mean of the summary, and the seeds that diverged (``diverged_at``)."""
     ordered = runs.sort_values(["dataset", "fraction", "method", "source", "seed"], ignore_index=True)
     return ordered.assign(hours=ordered["seconds"] / 3600)[
         ["dataset", "split", "labeled", "method", "source", "seed", "evaluated_on", "last", "best", "val_last",
-         "val_best", "last_iteration", "hours"]]
+         "val_best", "last_iteration", "diverged_at", "hours"]]
 
 

@@ -341,7 +341,7 @@ def test_per_seed_table_lists_every_run_behind_each_mean(tmp_path: Path, monkeyp
     report.main(Console(file=io.StringIO()), which="local")
     rows = (tmp_path / "per_seed.csv").read_text().splitlines()
     assert rows[0] == ("dataset,split,labeled,method,source,seed,evaluated_on,last,best,val_last,val_best,"
-                       "last_iteration,hours")
+                       "last_iteration,diverged_at,hours")
     assert [row.split(",")[3:9] for row in rows[1:]] == [
         ["fixmatch", "local", "1", "val", "66.00", "67.00"], ["fixmatch+tau0", "local", "0", "val", "70.00", "75.00"],
         ["supervised", "local", "0", "val", "50.00", "52.00"], ["supervised", "local", "1", "val", "52.00", "54.00"],
@@ -351,6 +351,41 @@ def test_per_seed_table_lists_every_run_behind_each_mean(tmp_path: Path, monkeyp
                      "| fixmatch | local | 1: 66.00 |  |",
                      "| supervised | local | 0: 50.00 · 1: 52.00 · 2: 57.00 | 0: 80.00 |",
                      "| fixmatch+tau0 | local | 0: 70.00 |  |"]
+
+
+def _diverged(split: str, seed: int, at: int, root: Path) -> None:
+    path = RunPaths.of("demo", split, "mkd", seed, None, root).record
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record_data(
+        status="diverged", diverged={"iteration": at, "what": "non-finite loss (loss=nan)"}, split=split,
+        method="mkd", seed=seed, completed_iterations=at, last_miou=0.99, best_miou=0.99)))
+
+
+def test_diverged_seeds_are_counted_in_their_cell_and_never_averaged(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCHMARK_RESULTS", str(tmp_path))
+    for seed, last in enumerate((0.70, 0.74, 0.72)):
+        fake_record("demo", "demo_1_16", "supervised", seed, last, last, 128, 0.0625, root=tmp_path)
+        fake_record("demo", "demo_1_8", "supervised", seed, last + 0.05, last + 0.05, 256, 0.125, root=tmp_path)
+    fake_record("demo", "demo_1_16", "mkd", 0, 0.1088, 0.6313, 128, 0.0625, root=tmp_path)
+    _diverged("demo_1_16", 2, 3240, tmp_path)
+    _diverged("demo_1_16", 1, 3359, tmp_path)
+    _diverged("demo_1_8", 0, 2100, tmp_path)
+    runs, _ = load.load_runs(tmp_path)
+    summary = statistics.summarise(runs).set_index(["split", "method"])
+    mkd = summary.loc[("demo_1_16", "mkd")]
+    assert mkd["seeds"] == 1 and mkd["diverged"] == 2 and mkd["diverged_at"] == "3240, 3359"
+    assert math.isclose(mkd["last_mean"], 10.88)  # the diverged records' 99 % never enters the mean
+    every = summary.loc[("demo_1_8", "mkd")]
+    assert every["seeds"] == 0 and every["diverged"] == 1 and math.isnan(every["last_mean"])
+    assert summary.loc[("demo_1_16", "supervised"), "diverged"] == 0
+    report.main(Console(file=io.StringIO()), which="local", latex=True)
+    text = (tmp_path / "summary.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| mkd |"))
+    assert "10.88 (n=1)" in row and "2 of 3 seeds diverged (steps 3240, 3359), not in the mean" in row
+    assert "diverged: 1 of 1 seed (step 2100)" in row
+    seeds = (tmp_path / "per_seed.md").read_text()
+    assert "| mkd | local | 0: 10.88 · 1: diverged at 3359 · 2: diverged at 3240 | 0: diverged at 2100 |" in seeds
+    assert "10.88$^\\dagger$" in (tmp_path / "summary.tex").read_text()
 
 
 def test_the_variants_legend_lies_below_its_panel_inside_the_figure() -> None:
