@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark import atomic, cli
+from benchmark import atomic, cli, reference
 from benchmark.data import demo
 from benchmark.errors import UserError
 from benchmark.records import RunPaths
@@ -112,7 +112,7 @@ def test_checkpoints_of_another_method_or_a_truncated_one_are_refused(env, capsy
     assert "is damaged or truncated" in fails(capsys, *fixmatch)
 
 
-def test_a_nonfinite_loss_stops_with_its_parts_named_or_is_skipped(env, capsys, monkeypatch) -> None:
+def test_a_nonfinite_loss_stops_with_its_parts_named_or_is_skipped(env, capsys, monkeypatch, tmp_path) -> None:
     from methods.supervised import Supervised
 
     original = Supervised.training_step
@@ -135,6 +135,9 @@ def test_a_nonfinite_loss_stops_with_its_parts_named_or_is_skipped(env, capsys, 
     assert record["diverged"] == {"iteration": 2, "what": "non-finite loss (loss=nan, loss_x=nan)"}
     again = fails(capsys, *tiny_run("--set", "schedule.iters=4"))  # the same command would diverge again
     assert "diverged at iteration 2 (non-finite loss (loss=nan, loss_x=nan))" in again and "--fresh" in again
+    filed = list(reference.promote([paths.folder], reference=tmp_path / "reference"))  # a result, filed as one
+    copy = RunPaths.of("demo", "demo_1_4", "supervised", 0, None, tmp_path / "reference").record
+    assert len(filed) == 1 and json.loads(copy.read_text())["status"] == "diverged"
     assert cli.main(tiny_run("--set", "schedule.iters=4", "--set", "trainer.on_nonfinite=skip", "--tag", "skip")) == 0
     record = json.loads(RunPaths.of("demo", "demo_1_4", "supervised", 0, "skip").record.read_text())
     assert record["skipped_steps"] == 1 and record["status"] == "finished"
