@@ -51,7 +51,8 @@ def protocol_checks(runs: pd.DataFrame, summary: pd.DataFrame) -> dict[str, list
     for dataset, block in summary.groupby("dataset", sort=False):
         lines = []
         few = [r for r in block.itertuples() if r.seeds < MIN_SEEDS]
-        few_main = [f"{_cell(r)} (n={r.seeds})" for r in few if is_main(r.method)]
+        few_main = [f"{_cell(r)} (n={r.seeds}" + (f", {r.diverged} diverged" if getattr(r, "diverged", 0) else "")
+                    + ")" for r in few if is_main(r.method)]
         few_variants = {_cell(r) for r in few if not is_main(r.method)}
         if few_main or few_variants:
             variants = {_cell(r) for r in block.itertuples() if not is_main(r.method)}

@@ -382,6 +382,7 @@ def test_diverged_seeds_are_counted_in_their_cell_and_never_averaged(tmp_path: P
     text = (tmp_path / "summary.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| mkd |"))
     assert "10.88 (n=1)" in row and "2 of 3 seeds diverged (steps 3240, 3359), not in the mean" in row
+    assert "mkd on demo_1_16 (local) (n=1, 2 diverged), mkd on demo_1_8 (local) (n=0, 1 diverged)" in text
     assert "diverged: 1 of 1 seed (step 2100)" in row
     seeds = (tmp_path / "per_seed.md").read_text()
     assert "| mkd | local | 0: 10.88 · 1: diverged at 3359 · 2: diverged at 3240 | 0: diverged at 2100 |" in seeds
