@@ -69,9 +69,9 @@ class RunRecord:
     per_image: str | None
     """File of the per-image intersections and unions on val (last and best), beside the record."""
     test: dict[str, Any] | None
-    """For a split with a test list: list name, sha256, images, sizes, last_/best_ miou, iou and
-    iteration (the last and the best-on-val networks, evaluated once at the run's end), per_image file
-    and seconds; None otherwise."""
+    """For a split with a test list: list name and sha256 from the start; at the run's end images, sizes,
+    last_/best_ miou, iou and iteration (the last and the best-on-val networks, evaluated once), per_image
+    file and seconds. None for a split without one."""
     train_seconds: float
     wall_seconds: float | None
     data_wait_share: float | None

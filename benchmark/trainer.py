@@ -129,9 +129,11 @@ class Trainer:
         self.runtime = Runtime.of(resolved, self.dist.local_rank)
         self.generated_data = demo.read_manifest(data_root) if split.dataset == "demo" else None
         self.val_sizes: dict[str, int] | None = None
-        self.test: dict[str, Any] | None = None
-        """The test evaluations of the last and the best-on-val networks (a split with a test list), made once
-        when training ends."""
+        self.test: dict[str, Any] | None = {"list": split.test_path.name, "sha256": split.test_sha256()} \
+            if split.test else None
+        """The split's test list (a split with one) and, once training ends, the test evaluations of the last
+        and the best-on-val networks: a record names its test list from the start, so that a run that
+        diverged is of the same protocol as the finished ones."""
         self.test_counts: dict[str, dict[str, Any]] = {}
         self.divergence: dict[str, Any] | None = None
         """Where a non-finite step stopped the run (the record's ``diverged``)."""

@@ -56,7 +56,7 @@ def protocol_of(record: RunRecord, config: dict[str, Any]) -> dict[str, Any]:
     protocol = {"crop": data.get("crop_size"), "iterations": record.iterations, "eval": record.eval,
                 "backbone": model.get("backbone"), "weights": (record.weights or {}).get("sha256"),
                 "split_sha256": record.split_sha256, "val_sizes": record.val_sizes, "numerics": numerics_of(record),
-                "test": (record.test_result() or {}).get("sha256")}
+                "test": (record.test or {}).get("sha256")}
     variant = demo.variant(record.generated_data) if record.dataset == "demo" else None
     if variant:
         protocol["data"] = variant

@@ -443,3 +443,20 @@ def test_runs_with_a_test_list_are_reported_on_test_with_val_beside(tmp_path: Pa
     assert "Evaluated on test (20 images): the last and the best-on-val networks, val beside; val (20 images)." in markdown
     assert f"val {np.mean(val_miou):.2f}, best {np.mean(val_miou):.2f}" in markdown
     assert "best-on-val" in markdown
+
+
+def test_a_diverged_seed_of_a_split_with_a_test_list_shares_its_cell(tmp_path: Path) -> None:
+    for seed in range(2):
+        full_record(tmp_path, "demo_1_16", "fixmatch", seed, *made_up(seed, 0.6), test=made_up(20 + seed, 0.5))
+    full_record(tmp_path, "demo_1_16", "fixmatch", 2, *made_up(2, 0.6))
+    stopped = RunPaths.of("demo", "demo_1_16", "fixmatch", 2, None, tmp_path).record
+    record = json.loads(stopped.read_text())  # what the trainer writes: the test list named, never evaluated
+    record.update(status="diverged", diverged={"iteration": 70, "what": "non-finite loss (loss=nan)"},
+                  test={"list": "test.txt", "sha256": "t"}, completed_iterations=70)
+    stopped.write_text(json.dumps(record))
+    runs, _ = load.load_runs(tmp_path)
+    assert runs["protocols"].max() == 1  # one protocol: the diverged seed is not split off as another
+    row = statistics.attach_intervals(statistics.summarise(runs), statistics.PerImage(runs[runs["diverged_at"].isna()]))
+    row = row.set_index("method").loc["fixmatch"]
+    assert (row["seeds"], row["diverged"], row["diverged_at"], row["evaluated_on"]) == (2, 1, "70", "test")
+    assert not math.isnan(row["ci_low"])  # the interval of the two finished seeds
