@@ -51,11 +51,13 @@ def test_a_run_on_a_data_set_with_a_test_list_reports_its_last_and_best_networks
     from benchmark.trainer import Trainer
 
     evaluate = Trainer._evaluate
+    named = []
 
     def first_is_best(self, method, evaluator, state, lr, progress) -> None:
         """The first evaluation stays the best, so that the best network (best.pt) is not the last."""
         evaluate(self, method, evaluator, state, lr, progress)
         state.best["miou"] = 2.0
+        named.append(dict(self.test))  # what the record written while training says of the test list
 
     monkeypatch.setattr(Trainer, "_evaluate", first_is_best)
 
@@ -74,6 +76,7 @@ def test_a_run_on_a_data_set_with_a_test_list_reports_its_last_and_best_networks
     test = record["test"]
     assert record["status"] == "finished" and test["images"] == 5 and test["list"] == "test.txt"
     assert test["last_iteration"] == 6 and test["best_iteration"] == record["best_iteration"] == 2
+    assert named[0] == {"list": "test.txt", "sha256": test["sha256"]}  # named from the start, as a diverged run's
     counts = read_per_image(paths.test_per_image)
     assert counts["images"].tolist() == [f"test/photos/scene{i:04d}.jpg" for i in range(5)]
     for which in ("last", "best"):
