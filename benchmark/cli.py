@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from benchmark import commands
-from benchmark.errors import UserError
+from benchmark.errors import Diverged, UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         Console(stderr=True).print("[bold red]error:[/]", escape(user_message(error)), highlight=False,
                                    soft_wrap=True)
-        return 2
+        return Diverged.EXIT_CODE if isinstance(error, Diverged) else 2
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; run the same command again to resume from the last checkpoint")
         return 130

@@ -14,6 +14,17 @@ class UserError(Exception):
     """
 
 
+class Diverged(UserError):
+    """A non-finite step stopped the run (or a run that did is asked for again): its record says
+    'diverged'. The CLI exits with code 3, so that ``sweep`` tells such runs from failed ones."""
+
+    EXIT_CODE = 3
+
+    def __init__(self, message: str, iteration: int | None = None, what: str = "") -> None:
+        super().__init__(message)
+        self.iteration, self.what = iteration, what
+
+
 class DataError(UserError):
     """A problem with one data file; ``kind`` groups such problems in ``splits check`` reports."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from benchmark.config import Resolved
-from benchmark.errors import UserError
+from benchmark.errors import Diverged, UserError
 from benchmark.records import RunPaths
 from benchmark.run_record import RunRecord, read_run_record
 
@@ -48,7 +48,7 @@ class RunFolder:
         record = read_run_record(self.paths.record)
         if record is not None and record.has_diverged and resolved.run.trainer.on_nonfinite == "stop":
             where = (record.diverged or {}).get("iteration", record.completed_iterations)
-            raise UserError(f"{self.paths.folder} diverged at iteration {where} "
+            raise Diverged(f"{self.paths.folder} diverged at iteration {where} "
                             f"({(record.diverged or {}).get('what', 'a non-finite step')}); its record is kept as "
                             "diverged and report counts it so. --fresh trains it again from the start; --set "
                             "trainer.on_nonfinite=skip resumes it from its last good checkpoint, skipping such steps")

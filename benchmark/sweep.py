@@ -17,6 +17,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from benchmark.errors import Diverged
+
 
 def commands(methods: list[str], splits: list[str], seeds: list[int], extra: list[str]) -> list[list[str]]:
     """The ``run`` command of every combination (``extra`` appended to each), splits outermost and seeds
@@ -40,14 +42,22 @@ def run(methods: list[str], splits: list[str], seeds: list[int], extra: list[str
     failed = []
     for index, command in enumerate(todo, 1):
         console.rule(f"[{index}/{len(todo)}] {' '.join(command[4:])}")
-        if subprocess.run(command, check=False).returncode != 0:
-            failed.append(shlex.join(command[4:]))
+        code = subprocess.run(command, check=False).returncode
+        if code != 0:
+            failed.append((shlex.join(command[4:]), code))
     return _summary(failed, len(todo), console)
 
 
-def _summary(failed: list[str], total: int, console: Console) -> int:
+def _summary(failed: list[tuple[str, int]], total: int, console: Console) -> int:
+    """Say which runs diverged (their records are kept and counted) and which failed; 0 when none did."""
+    diverged = [command for command, code in failed if code == Diverged.EXIT_CODE]
+    broken = [command for command, code in failed if code != Diverged.EXIT_CODE]
+    if diverged:
+        console.print(f"{len(diverged)} of {total} runs diverged (their records say so and report counts "
+                      "them):\n  " + "\n  ".join(diverged))
+    if broken:
+        console.print(f"{len(broken)} of {total} runs failed:\n  " + "\n  ".join(broken))
     if failed:
-        console.print(f"{len(failed)} of {total} runs failed:\n  " + "\n  ".join(failed))
         return 1
     console.print(f"all {total} runs finished")
     return 0
@@ -77,7 +87,7 @@ def _parallel(todo: list[list[str]], jobs: int, console: Console, logs: Path) ->
             running.remove(entry)
             durations.append(time.monotonic() - started)
             if process.returncode != 0:
-                failed.append(f"{shlex.join(command[4:])} (log: {handle.name})")
+                failed.append((f"{shlex.join(command[4:])} (log: {handle.name})", process.returncode))
             _status(console, len(todo), len(durations), running, pending, durations, jobs)
     return _summary(failed, len(todo), console)
 

@@ -32,7 +32,7 @@ from benchmark.config import Resolved
 from benchmark.data import demo
 from benchmark.data.pipeline import eval_dataset, train_streams
 from benchmark.data.splits import Split
-from benchmark.errors import UserError
+from benchmark.errors import Diverged, UserError
 from benchmark.evaluate import EvalResult, Evaluator
 from benchmark.method import Method, unwrap
 from benchmark.models import WeightsInfo
@@ -48,15 +48,6 @@ MAX_SKIPPED_IN_A_ROW = 3
 """Non-finite steps in a row that ``trainer.on_nonfinite=skip`` skips; one more stops the run."""
 MAX_SKIPPED_SHARE = 0.05
 """Share of the schedule's steps that ``skip`` skips in all (at least ``MAX_SKIPPED_IN_A_ROW``)."""
-
-
-class Diverged(UserError):
-    """A non-finite step stopped the run: the trainer writes the record as diverged, then the CLI prints
-    the message."""
-
-    def __init__(self, iteration: int, what: str, message: str) -> None:
-        super().__init__(message)
-        self.iteration, self.what = iteration, what
 
 
 def _now() -> str:
@@ -280,14 +271,15 @@ class Trainer:
                 state.skipped_in_a_row, state.skipped_steps = in_a_row, in_all
                 self.log(f"iteration {iteration}: {what}; step skipped")
                 return
-            raise Diverged(iteration, what, f"iteration {iteration}: {what}. {in_a_row} steps in a row and "
+            raise Diverged(f"iteration {iteration}: {what}. {in_a_row} steps in a row and "
                            f"{in_all} in all were non-finite, more than trainer.on_nonfinite=skip allows "
                            f"({MAX_SKIPPED_IN_A_ROW} in a row, {allowed} in all: {MAX_SKIPPED_SHARE:.0%} of the "
                            f"schedule's {self.cfg.schedule.iters} steps, at least {MAX_SKIPPED_IN_A_ROW}); the "
-                           f"training diverged. The run stopped and its record says so; {kept}. {lower}.")
-        raise Diverged(iteration, what, f"non-finite loss at iteration {iteration}: {listing}. The run stopped "
-                       f"and its record says so; {kept}. {lower}, or set trainer.on_nonfinite=skip to skip such "
-                       "steps")
+                           f"training diverged. The run stopped and its record says so; {kept}. {lower}.",
+                           iteration, what)
+        raise Diverged(f"non-finite loss at iteration {iteration}: {listing}. The run stopped and its record "
+                       f"says so; {kept}. {lower}, or set trainer.on_nonfinite=skip to skip such steps",
+                       iteration, what)
 
     def _evaluate(self, method: Method, evaluator: Evaluator, state: RunState, lr: float,
                   progress: Progress) -> None:

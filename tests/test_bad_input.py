@@ -16,11 +16,12 @@ from benchmark.errors import UserError
 from benchmark.records import RunPaths
 
 
-def fails(capsys, *args: str) -> str:
-    """Run the CLI, expect exit code 2 and return the message (asserting there is no traceback)."""
-    code = cli.main(list(args))
+def fails(capsys, *args: str, code: int = 2) -> str:
+    """Run the CLI, expect exit code ``code`` (2, or 3 for a run that diverged) and return the message
+    (asserting there is no traceback)."""
+    returned = cli.main(list(args))
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert returned == code, err
     assert "Traceback" not in err and err.startswith("error:"), err
     return " ".join(err.split())
 
@@ -125,7 +126,7 @@ def test_a_nonfinite_loss_stops_with_its_parts_named_or_is_skipped(env, capsys, 
         return out
 
     monkeypatch.setattr(Supervised, "training_step", poisoned)
-    message = fails(capsys, *tiny_run("--set", "schedule.iters=4"))
+    message = fails(capsys, *tiny_run("--set", "schedule.iters=4"), code=3)
     assert "non-finite loss at iteration 2: loss=nan, loss_x=nan" in message
     assert "the last good checkpoint" in message
     paths = RunPaths.of("demo", "demo_1_4", "supervised", 0)
@@ -133,7 +134,7 @@ def test_a_nonfinite_loss_stops_with_its_parts_named_or_is_skipped(env, capsys, 
     record = json.loads(paths.record.read_text())
     assert record["status"] == "diverged" and record["completed_iterations"] == 2
     assert record["diverged"] == {"iteration": 2, "what": "non-finite loss (loss=nan, loss_x=nan)"}
-    again = fails(capsys, *tiny_run("--set", "schedule.iters=4"))  # the same command would diverge again
+    again = fails(capsys, *tiny_run("--set", "schedule.iters=4"), code=3)  # the same command would diverge again
     assert "diverged at iteration 2 (non-finite loss (loss=nan, loss_x=nan))" in again and "--fresh" in again
     filed = list(reference.promote([paths.folder], reference=tmp_path / "reference"))  # a result, filed as one
     copy = RunPaths.of("demo", "demo_1_4", "supervised", 0, None, tmp_path / "reference").record
@@ -148,7 +149,7 @@ def test_a_run_whose_steps_are_nearly_all_skipped_stops_and_keeps_its_last_finit
     from benchmark.trainer import MAX_SKIPPED_IN_A_ROW
 
     message = fails(capsys, *tiny_run("--set", "schedule.iters=8", "--set", "optim.lr=1e12",
-                                      "--set", "trainer.on_nonfinite=skip"))
+                                      "--set", "trainer.on_nonfinite=skip"), code=3)
     skipped = MAX_SKIPPED_IN_A_ROW + 1
     assert f"iteration {skipped}: " in message and f"{skipped} steps in a row and {skipped} in all" in message
     assert "non-finite" in message and "Lower optim.lr (now 1e+12)" in message and "is kept" in message

@@ -254,7 +254,7 @@ def test_a_skipped_step_leaves_a_finished_run_with_finite_weights(env, capsys, m
 def test_the_nonfinite_advice_works_as_written(env, capsys, monkeypatch) -> None:
     _poison(monkeypatch, at=2, what="loss")
     args = tiny_run("--set", "schedule.iters=4")
-    message = fails(capsys, *args)
+    message = fails(capsys, *args, code=3)
     assert "set trainer.on_nonfinite=skip" in message
     assert cli.main([*args, "--set", "trainer.on_nonfinite=skip"]) == 0  # resumes the same run
     out = capsys.readouterr().out

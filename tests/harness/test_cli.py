@@ -127,3 +127,21 @@ def test_sweep_slurm_without_submitit_or_sbatch_ends_in_one_line(env, monkeypatc
     if shutil.which("srun") is None:
         assert cli.main(["sweep", "--methods", "supervised", "--splits", "demo_1_4", "--slurm"]) == 2
         assert "use --slurm-local to try the grid" in capsys.readouterr().err
+
+
+def test_sweep_lists_diverged_runs_apart_from_failed_ones(monkeypatch) -> None:
+    import io
+    import subprocess
+
+    from rich.console import Console
+
+    from benchmark import sweep
+    from benchmark.errors import Diverged
+
+    codes = iter([0, Diverged.EXIT_CODE, 2])
+    monkeypatch.setattr(subprocess, "run", lambda command, check: subprocess.CompletedProcess(command, next(codes)))
+    out = io.StringIO()
+    assert sweep.run(["mkd"], ["demo_1_8"], [0, 1, 2], [], Console(file=out, width=200)) == 1
+    text = out.getvalue()
+    assert "1 of 3 runs diverged (their records say so and report counts them):\n  --method mkd --split demo_1_8 --seed 1" in text
+    assert "1 of 3 runs failed:\n  --method mkd --split demo_1_8 --seed 2" in text
