@@ -47,8 +47,7 @@ class RunFolder:
         unless ``trainer.on_nonfinite=skip`` resumes it (training it again would diverge again)."""
         record = read_run_record(self.paths.record)
         if record is not None and record.has_diverged and resolved.run.trainer.on_nonfinite == "stop":
-            where = (record.diverged or {}).get("iteration", record.completed_iterations)
-            raise Diverged(f"{self.paths.folder} diverged at iteration {where} "
+            raise Diverged(f"{self.paths.folder} diverged at iteration {record.diverged_at} "
                             f"({(record.diverged or {}).get('what', 'a non-finite step')}); its record is kept as "
                             "diverged and report counts it so. --fresh trains it again from the start; --set "
                             "trainer.on_nonfinite=skip resumes it from its last good checkpoint, skipping such steps")

@@ -154,6 +154,11 @@ class RunRecord:
     def has_diverged(self) -> bool:
         return self.status == "diverged"
 
+    @property
+    def diverged_at(self) -> int | None:
+        """The step a non-finite loss stopped the run at; None for a run that did not diverge."""
+        return (self.diverged or {}).get("iteration", self.completed_iterations) if self.has_diverged else None
+
     def test_result(self) -> dict[str, Any] | None:
         """The test evaluations (last and best-on-val networks), None for a run without a test list."""
         return self.test if self.test and self.test.get("last_miou") is not None else None

@@ -105,8 +105,9 @@ def cell_text(row: Any, newline: str, published: str) -> str:
     lines.append(f"{'best-on-val' if test else 'best'} {_fmt(row.best_mean, row.best_std)}")
     if test:
         lines.append(f"val {row.val_last_mean:.2f}, best {row.val_best_mean:.2f}")
-    if diverged_text(row):
-        lines.append(diverged_text(row))
+    diverged = diverged_text(row)
+    if diverged:
+        lines.append(diverged)
     if getattr(row, "published", ""):
         lines.append(published.format(row.published))
     return newline.join(lines)
@@ -219,8 +220,8 @@ def per_seed_markdown(table: pd.DataFrame) -> str:
         cells = block.groupby(["method", "source"], sort=False)
         for method, source in sorted(cells.groups, key=lambda key: (not is_main(key[0]), key)):
             rows = cells.get_group((method, source))
-            texts = [" · ".join(f"{r.seed}: diverged at {int(r.diverged_at)}" if _stopped(r) else f"{r.seed}: {r.last:.2f}"
-                                for r in rows[rows["split"] == split].itertuples())
+            texts = [" · ".join(f"{r.seed}: diverged at {int(r.diverged_at)}" if _stopped(r)
+                                else f"{r.seed}: {r.last:.2f}" for r in rows[rows["split"] == split].itertuples())
                      for split in splits]
             parts.append(f"| {method} | {source} | " + " | ".join(texts) + " |\n")
     return "".join(parts)

@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from benchmark import checkpoint, distributed
 from benchmark.config import Resolved
 from benchmark.data import demo
-from benchmark.data.pipeline import eval_dataset, train_streams
+from benchmark.data.pipeline import TrainStreams, eval_dataset, train_streams
 from benchmark.data.splits import Split
 from benchmark.errors import Diverged, UserError
 from benchmark.evaluate import EvalResult, Evaluator
@@ -126,8 +126,6 @@ class Trainer:
         and the best-on-val networks: a record names its test list from the start, so that a run that
         diverged is of the same protocol as the finished ones."""
         self.test_counts: dict[str, dict[str, Any]] = {}
-        self.divergence: dict[str, Any] | None = None
-        """Where a non-finite step stopped the run (the record's ``diverged``)."""
         self.identity = checkpoint.Identity(method_cls.name, f"{method_cls.__module__}:{method_cls.__qualname__}",
                                             resolved.digest(), split.sha256())
         self.show_progress = show_progress
@@ -181,36 +179,41 @@ class Trainer:
         self.scalars = Scalars(self.paths.folder, self.dist.is_main, state.iteration if resumed else None)
         with progress, contextlib.closing(self.scalars):
             try:
-                while state.iteration < total:
-                    iteration = state.iteration
-                    started = time.perf_counter()
-                    lr = self._set_lr(optimizers, iteration)
-                    parts, finite = stepper(streams.next, iteration)
-                    state.train_seconds += time.perf_counter() - started
-                    if finite:
-                        state.skipped_in_a_row = 0
-                        for key, value in parts.items():
-                            state.sums[key] = state.sums.get(key, 0.0) + value
-                        state.count += 1
-                        self.scalars.step(iteration + 1, parts, lr)
-                    else:
-                        self._nonfinite(iteration, parts, stepper.nonfinite, state)
-                    state.iteration = iteration + 1
-                    progress.update(state.iteration, parts)
-                    if state.iteration % cfg.schedule.eval_every == 0 or state.iteration == total:
-                        self._evaluate(method, evaluator, state, lr, progress)
-                        self._save_if_main(method, optimizers, state)
-                        self._write_outputs(state, "running")
-                    elif cfg.schedule.checkpoint_every and state.iteration % cfg.schedule.checkpoint_every == 0:
-                        self._save_if_main(method, optimizers, state)
+                self._train(method, optimizers, stepper, streams, evaluator, state, progress)
             except Diverged as stop:
-                self.divergence = {"iteration": stop.iteration, "what": stop.what}
-                self._write_outputs(state, "diverged")
+                self._write_outputs(state, "diverged", {"iteration": stop.iteration, "what": stop.what})
                 raise
             if self.split.test:
                 self._test(method, state, progress)
         self._write_outputs(state, "finished")
         return self._record(state, "finished")
+
+    def _train(self, method: Method, optimizers: dict[str, torch.optim.Optimizer], stepper: Stepper,
+               streams: TrainStreams, evaluator: Evaluator, state: RunState, progress: Progress) -> None:
+        """The steps from ``state.iteration`` to the schedule's end, evaluating and checkpointing as set."""
+        cfg, total = self.cfg, self.cfg.schedule.iters
+        while state.iteration < total:
+            iteration = state.iteration
+            started = time.perf_counter()
+            lr = self._set_lr(optimizers, iteration)
+            parts, finite = stepper(streams.next, iteration)
+            state.train_seconds += time.perf_counter() - started
+            if finite:
+                state.skipped_in_a_row = 0
+                for key, value in parts.items():
+                    state.sums[key] = state.sums.get(key, 0.0) + value
+                state.count += 1
+                self.scalars.step(iteration + 1, parts, lr)
+            else:
+                self._nonfinite(iteration, parts, stepper.nonfinite, state)
+            state.iteration = iteration + 1
+            progress.update(state.iteration, parts)
+            if state.iteration % cfg.schedule.eval_every == 0 or state.iteration == total:
+                self._evaluate(method, evaluator, state, lr, progress)
+                self._save_if_main(method, optimizers, state)
+                self._write_outputs(state, "running")
+            elif cfg.schedule.checkpoint_every and state.iteration % cfg.schedule.checkpoint_every == 0:
+                self._save_if_main(method, optimizers, state)
 
     def _test(self, method: Method, state: RunState, progress: Progress) -> None:
         """Evaluate the last and the best-on-val networks on the split's test list, once: val selected the
@@ -229,8 +232,7 @@ class Trainer:
             best.load_state_dict(checkpoint.read_networks(self.paths.best, self.runtime.device)["networks"])
             results["best"] = (best_iteration, evaluator.run(unwrap(best.eval_model())))
         self.test_counts = {which: _counts(iteration, result) for which, (iteration, result) in results.items()}
-        self.test = {"list": self.split.test_path.name, "sha256": self.split.test_sha256(),
-                     "images": len(images), "sizes": images.reader.sizes(),
+        self.test = {**self.test, "images": len(images), "sizes": images.reader.sizes(),
                      **{f"{which}_{key}": value for which, (iteration, result) in results.items()
                         for key, value in (("miou", result.miou), ("iou", result.iou), ("iteration", iteration))},
                      "per_image": self.paths.test_per_image.name,
@@ -310,23 +312,23 @@ class Trainer:
                             self.wrapped_names)
         distributed.barrier()
 
-    def _write_outputs(self, state: RunState, status: str) -> None:
+    def _write_outputs(self, state: RunState, status: str, diverged: dict[str, Any] | None = None) -> None:
         if self.dist.is_main:
             write_metrics(self.paths, state.history)
             if state.per_image:
                 write_per_image(self.paths.per_image, [image for image, _ in self.split.val], state.per_image)
             if self.test_counts:
                 write_per_image(self.paths.test_per_image, [image for image, _ in self.split.test], self.test_counts)
-            write_run_record(self.paths.record, self._record(state, status))
+            write_run_record(self.paths.record, self._record(state, status, diverged))
 
-    def _record(self, state: RunState, status: str) -> RunRecord:
+    def _record(self, state: RunState, status: str, diverged: dict[str, Any] | None = None) -> RunRecord:
         """The run record: results, protocol, data identity, cost, and environment."""
         cfg, split, last, best = self.cfg, self.split, state.history[-1] if state.history else None, state.best
         steps = state.iteration
         seconds = state.train_seconds
         numerics = self.runtime.numerics
         return RunRecord(
-            status=status, diverged=self.divergence,
+            status=status, diverged=diverged,
             method=self.method_cls.name, tag=self.paths.folder.parent.name.partition("+")[2] or None,
             method_params=self.resolved.as_dict()["method"], fidelity=self.method_cls.fidelity,
             dataset=split.dataset, split=split.name, preset=self.resolved.preset,

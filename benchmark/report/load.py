@@ -132,8 +132,7 @@ def _row(record: RunRecord, path: Path, source: str) -> dict[str, Any]:
             "labeled": record.labeled, "fraction": record.labeled_fraction,
             "evaluated_on": "test" if test else "val", "eval_images": test["images"] if test else record.val,
             "last": scores[0], "best": scores[1], "val_last": val_scores[0], "val_best": val_scores[1],
-            "diverged_at": (record.diverged or {}).get("iteration", record.completed_iterations)
-            if record.has_diverged else None,
+            "diverged_at": record.diverged_at,
             "per_image_file": test.get("per_image") if test else record.per_image,
             "seconds": record.train_seconds, "memory_mb": record.peak_memory_mb,
             "backbone": (record.weights or {}).get("source", ""), "preset": record.preset,

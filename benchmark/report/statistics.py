@@ -31,7 +31,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         memory_mb=("memory_mb", "max"), protocols=("protocols", "max"))
     diverged = runs[stopped].groupby(keys, sort=False).agg(
         labeled=("labeled", "first"), fraction=("fraction", "first"), evaluated_on=("evaluated_on", "first"),
-        diverged=("seed", "nunique"), diverged_at=("diverged_at", lambda at: ", ".join(str(int(i)) for i in sorted(at))))
+        diverged=("seed", "nunique"),
+        diverged_at=("diverged_at", lambda at: ", ".join(str(int(i)) for i in sorted(at))))
     table = table.combine_first(diverged) if len(diverged) else table.assign(diverged=0, diverged_at="")
     table["seeds"] = table["seeds"].fillna(0).astype(int)
     table["diverged"] = table["diverged"].fillna(0).astype(int)
