@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import subprocess
 
 import pytest
+from rich.console import Console
 
-from benchmark import cli
+from benchmark import cli, sweep
 from benchmark import method as registry
+from benchmark.errors import Diverged
 
 
 def test_methods_lists_every_registered_method(capsys) -> None:
@@ -130,14 +134,6 @@ def test_sweep_slurm_without_submitit_or_sbatch_ends_in_one_line(env, monkeypatc
 
 
 def test_sweep_lists_diverged_runs_apart_from_failed_ones(monkeypatch) -> None:
-    import io
-    import subprocess
-
-    from rich.console import Console
-
-    from benchmark import sweep
-    from benchmark.errors import Diverged
-
     codes = iter([0, Diverged.EXIT_CODE, 2])
     monkeypatch.setattr(subprocess, "run", lambda command, check: subprocess.CompletedProcess(command, next(codes)))
     out = io.StringIO()
