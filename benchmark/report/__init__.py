@@ -5,8 +5,8 @@ Reads ``runs/**/record.json`` of two results folders: yours (``local``) and the 
 never shows half a run; a diverged seed is counted in its cell, never averaged). Runs are grouped by data
 set, split, method and source (a local run is never averaged with a reference run), with mean and standard
 deviation over seeds of the last and the best evaluation, the number of seeds and the labeled count of
-every split. Runs of one cell made under different protocols are never averaged (``protocol_checks``). A run of a data set with a test list is reported on test (its last and its
-best-on-val networks, evaluated once at its end), with its val figures beside; other runs on val. Where
+every split. Runs of one cell made under different protocols are never averaged (``protocol_checks``).
+A run of a data set with a test list is reported on test (its last and its best-on-val networks, evaluated once at its end), with its val figures beside; other runs on val. Where
 the records carry per-image counts, every cell has a 95 % bootstrap interval over the evaluation images
 and per split the best main method and those not distinguishable from it are marked (``stats``);
 ``--compare A,B`` prints paired differences. Outputs: the terminal tables with the
