@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -27,6 +28,9 @@ def add(commands: argparse._SubParsersAction) -> None:
     make.add_argument("--root", help="dataset root")
     make.add_argument("--ratios", default="1/16,1/8,1/4", help="comma-separated labeled fractions")
     make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--strata", metavar="REGEX", help="draw every ratio from each group of images in proportion "
+                      "to its size; a group is the part of the file name REGEX matches (its first group if "
+                      "any), e.g. '^[^_]+' for CamVid's video drives")
     make.add_argument("--force", action="store_true", help="replace splits of the same name with other content")
     dataset_file_option(make)
     make.set_defaults(func=handle_make)
@@ -96,12 +100,20 @@ def handle_make(args: argparse.Namespace) -> int:
     texts = [text.strip() for text in args.ratios.split(",")]
     names = {ratio_name(args.dataset, parse_ratio(text)): text for text in texts}
     counts = {name: max(1, round(len(pool) * parse_ratio(text))) for name, text in names.items()}
-    for name, (labeled, unlabeled) in splits.nested_draw(pool, counts, args.seed).items():
+    strata = splits.strata_of(pool, args.strata) if args.strata else None
+    for name, (labeled, unlabeled) in splits.nested_draw(pool, counts, args.seed, strata).items():
         share = "all" if parse_ratio(names[name]) == 1 else names[name]
         provenance = {"summary": f"seed {args.seed}, {share} of {len(pool)} train images",
                       "tool": "benchmark splits make (nested: each smaller split inside the larger)",
                       "seed": args.seed, "ratio": names[name], "pool": len(pool), "val": val_source,
                       "made": datetime.now().strftime("%Y-%m-%d")}
+        if strata:
+            chosen = set(labeled)
+            drawn = Counter(stratum for sample, stratum in zip(pool, strata) if sample in chosen)
+            provenance["summary"] += (f", stratified by {args.strata!r} ("
+                                      + ", ".join(f"{group} {drawn[group]}" for group in sorted(set(strata))) + ")")
+            provenance["strata"] = {"pattern": args.strata, "labeled": dict(sorted(drawn.items())),
+                                    "pool": dict(sorted(Counter(strata).items()))}
         status = splits.write_unless_present(args.dataset, name, labeled, unlabeled, provenance, val, args.force)
         console.print(f"{name}: {len(labeled)} labeled, {len(unlabeled)} unlabeled ({status}) -> "
                       f"{splits.splits_root() / args.dataset / name}")

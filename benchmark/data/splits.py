@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -285,15 +286,52 @@ def write_test(dataset: str, test: list[Sample], provenance: dict[str, Any]) -> 
     return "written"
 
 
-def nested_draw(pool: list[Sample], counts: dict[str, int], seed: int) -> dict[str, tuple[list[Sample], list[Sample]]]:
+def strata_of(pool: list[Sample], pattern: str) -> list[str]:
+    """Each image's stratum: the part of its file name that ``pattern`` (a regular expression) matches,
+    its first group where it has one; for CamVid, ``^[^_]+`` names the video drive a frame comes from."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise UserError(f"cannot read --strata {pattern!r} as a regular expression: {error}") from None
+    out = []
+    for image, _ in pool:
+        found = compiled.search(Path(image).name)
+        if found is None:
+            raise UserError(f"--strata {pattern!r} matches nothing in the file name of {image}; "
+                            "write a pattern every image's name matches")
+        out.append(found.group(1) if compiled.groups else found.group(0))
+    return out
+
+
+def draw_order(size: int, seed: int, strata: list[str] | None = None) -> list[int]:
+    """A seeded order of ``size`` images whose every prefix is a labeled set. Without ``strata`` it is a
+    uniform permutation; with them, each stratum is permuted and its k-th image of m placed at (k + 1/2)/m,
+    so every prefix holds each stratum in proportion to its size, to within about an image, and a prefix
+    as long as the number of strata holds one image of each when they are of similar size."""
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        return rng.permutation(size).tolist()
+    members: dict[str, list[int]] = {}
+    for index, stratum in enumerate(strata):
+        members.setdefault(stratum, []).append(index)
+    keyed = []
+    for rank, stratum in enumerate(sorted(members)):
+        chosen = [members[stratum][i] for i in rng.permutation(len(members[stratum]))]
+        keyed += [((k + 0.5) / len(chosen), rank, index) for k, index in enumerate(chosen)]
+    return [index for _, _, index in sorted(keyed)]
+
+
+def nested_draw(pool: list[Sample], counts: dict[str, int], seed: int,
+                strata: list[str] | None = None) -> dict[str, tuple[list[Sample], list[Sample]]]:
     """Labeled subsets of ``pool`` of the given sizes, nested (each smaller one inside the larger),
-    from one seeded permutation; the rest of the pool is each subset's unlabeled list."""
-    order = np.random.default_rng(seed).permutation(len(pool))
+    from one seeded order (``draw_order``: stratified when ``strata`` names each image's group); the rest
+    of the pool is each subset's unlabeled list."""
+    order = draw_order(len(pool), seed, strata)
     out = {}
     for name, count in counts.items():
         if not 0 < count <= len(pool):
             raise UserError(f"split {name}: cannot draw {count} labeled images from a pool of {len(pool)}")
-        chosen = set(order[:count].tolist())
+        chosen = set(order[:count])
         labeled = [pool[i] for i in sorted(chosen)]
         unlabeled = [pool[i] for i in range(len(pool)) if i not in chosen]
         out[name] = (labeled, unlabeled)

@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import subprocess
+from collections import Counter
 
 import pytest
 from rich.console import Console
@@ -45,6 +46,20 @@ def test_splits_make_writes_nested_splits_with_a_manifest(env, tiny_root, capsys
     assert len(small.labeled) == 4 and len(large.labeled) == 16 and len(small.unlabeled) == 28
     assert set(small.labeled) < set(large.labeled)
     assert small.provenance["seed"] == 3 and small.provenance["ratio"] == "1/8"
+
+
+def test_splits_make_with_strata_draws_from_every_group_and_records_the_counts(env, tiny_root) -> None:
+    from benchmark.data import splits
+
+    assert cli.main(["splits", "make", "--dataset", "demo", "--root", str(tiny_root), "--ratios", "1/2",
+                     "--strata", r"(\d)\.png$"]) == 0
+    split = splits.load("demo_1_2")
+    drawn = Counter(image[-5] for image, _ in split.labeled)
+    strata = split.provenance["strata"]
+    assert strata["pattern"] == r"(\d)\.png$" and strata["labeled"] == dict(sorted(drawn.items()))
+    assert strata["pool"] == {digit: 4 if digit in "01" else 3 for digit in "0123456789"}
+    assert sum(drawn.values()) == 16 and all(1 <= drawn[digit] <= 2 for digit in "0123456789")
+    assert "stratified by" in split.provenance["summary"]
 
 
 def test_splits_make_keeps_an_identical_split_and_refuses_to_replace_another_without_force(env, tiny_root,

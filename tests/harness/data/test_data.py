@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -126,6 +128,33 @@ def test_nested_draw_is_nested_disjoint_and_seeded() -> None:
         assert not set(labeled) & set(unlabeled) and len(labeled) + len(unlabeled) == 100
     assert drawn == splits.nested_draw(pool, {"a": 6, "b": 12, "c": 25}, seed=5)
     assert drawn["a"] != splits.nested_draw(pool, {"a": 6}, seed=6)["a"]
+
+
+def test_stratified_draw_keeps_every_group_at_its_share_in_every_nested_split() -> None:
+    sizes = {"0001TP": 10, "0006R0": 30, "0016E5": 60}
+    pool = [(f"train/{drive}_{k:05d}.png", f"trainannot/{drive}_{k:05d}.png") for drive, n in sizes.items()
+            for k in range(n)]
+    strata = splits.strata_of(pool, "^[^_]+")
+    assert strata == [drive for drive, n in sizes.items() for _ in range(n)]
+    order = splits.draw_order(len(pool), 7, strata)
+    assert sorted(order) == list(range(100))
+    for count in range(1, 101):
+        drawn = Counter(strata[i] for i in order[:count])
+        for drive, n in sizes.items():
+            assert abs(drawn[drive] - count * n / 100) <= 1, (count, drive, drawn)
+    drawn = splits.nested_draw(pool, {"a": 3, "b": 10, "c": 50}, seed=7, strata=strata)
+    assert set(drawn["a"][0]) < set(drawn["b"][0]) < set(drawn["c"][0])
+    assert Counter(name.split("/")[1][:6] for name, _ in drawn["b"][0]) == {"0001TP": 1, "0006R0": 3, "0016E5": 6}
+    assert drawn["a"][0] != splits.nested_draw(pool, {"a": 3}, seed=8, strata=strata)["a"][0]
+    assert splits.strata_of(pool[:1], r"_(\d{3})")[0] == "000"
+
+
+def test_strata_that_do_not_read_or_do_not_match_say_so() -> None:
+    pool = [("train/a_1.png", "trainannot/a_1.png"), ("train/b.png", "trainannot/b.png")]
+    with pytest.raises(UserError, match="as a regular expression"):
+        splits.strata_of(pool, "([")
+    with pytest.raises(UserError, match="matches nothing in the file name of train/b.png"):
+        splits.strata_of(pool, "^[^_]+_")
 
 
 def test_structure_problems_are_all_reported(env) -> None:
