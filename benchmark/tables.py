@@ -1,4 +1,5 @@
-"""The report's tables: terminal (rich), Markdown, LaTeX (booktabs), the per-class and the per-seed tables.
+"""The report's tables: terminal (rich), Markdown, LaTeX (booktabs), the per-class, per-group and per-seed
+tables.
 
 A cell is the last network's mIoU, mean ± std over seeds (n), its 95 % bootstrap interval over the
 evaluation images where the records carry per-image counts, and the best network's mean below. Every
@@ -11,7 +12,7 @@ difference to it has an interval containing 0 ("tied": these val images cannot t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -190,20 +191,56 @@ def latex(summary: pd.DataFrame) -> str:
     return "".join(parts)
 
 
+def _wide(table: pd.DataFrame, column: str) -> Iterator[tuple[str, str, list[str], list[tuple[str, str, dict]]]]:
+    """Per data set and split of a long table: its ``column`` values in order and, per method and source,
+    the rows by that value (the shape of the per-class and per-group tables)."""
+    for (dataset, split), block in table.groupby(["dataset", "split"], sort=False):
+        names = list(dict.fromkeys(block[column]))
+        rows = [(method, source, {r[column]: r for _, r in part.iterrows()})
+                for (method, source), part in block.groupby(["method", "source"], sort=True)]
+        yield dataset, split, names, rows
+
+
+def _wide_markdown(table: pd.DataFrame, column: str, cell: Callable[[Any], str], head: list[str]) -> str:
+    """``head`` (title and explanation) and, per data set and split, rows methods and columns ``column``."""
+    parts = list(head)
+    for dataset, split, names, rows in _wide(table, column):
+        parts.append(f"\n## {dataset} {split}\n\n| method | runs | " + " | ".join(names) + " |\n|---|---|"
+                     + "---|" * len(names) + "\n")
+        for method, source, by_name in rows:
+            parts.append(f"| {method} | {source} | " + " | ".join(cell(by_name.get(n)) for n in names) + " |\n")
+    return "".join(parts)
+
+
+def _wide_terminal(table: pd.DataFrame, column: str, cell: Callable[[Any], str], title: str,
+                   console: Console) -> None:
+    """Per data set and split, a terminal table with rows methods and columns ``column``."""
+    for dataset, split, names, rows in _wide(table, column):
+        out = Table(title=f"{dataset} {split}: {title}")
+        out.add_column("method", style="bold")
+        out.add_column("runs")
+        for name in names:
+            out.add_column(str(name), justify="right")
+        for method, source, by_name in rows:
+            out.add_row(method, source, *(cell(by_name.get(n)) for n in names))
+        console.print(out)
+
+
 def per_class_markdown(table: pd.DataFrame) -> str:
     """Per data set and split: rows methods, columns classes; IoU (%) with the difference to supervised."""
-    parts = ["# Per-class IoU\n", "IoU (%) of the last network on the evaluation set (test where the data set has "
-             "a test list, else val), mean over seeds; in brackets the difference to "
-             "supervised on the same split (which classes a method gains or loses).\n"]
-    for (dataset, split), block in table.groupby(["dataset", "split"], sort=False):
-        classes = list(dict.fromkeys(block["class"]))
-        parts.append(f"\n## {dataset} {split}\n\n| method | runs | " + " | ".join(classes) + " |\n|---|---|"
-                     + "---|" * len(classes) + "\n")
-        for (method, source), rows in block.groupby(["method", "source"], sort=True):
-            by_class = {r["class"]: r for _, r in rows.iterrows()}
-            parts.append(f"| {method} | {source} | " + " | ".join(_class_cell(by_class.get(c)) for c in classes)
-                         + " |\n")
-    return "".join(parts)
+    return _wide_markdown(table, "class", _class_cell, [
+        "# Per-class IoU\n", "IoU (%) of the last network on the evaluation set (test where the data set has "
+        "a test list, else val), mean over seeds; in brackets the difference to "
+        "supervised on the same split (which classes a method gains or loses).\n"])
+
+
+def per_group_markdown(table: pd.DataFrame, pattern: str) -> str:
+    """Per data set and split: rows methods, columns groups of evaluation images; mIoU (%) on each group."""
+    return _wide_markdown(table, "group", _group_cell, [
+        "# mIoU per group of evaluation images\n", f"Groups: the part of each evaluation image's file name "
+        f"`{pattern}` matches. mIoU (%) of the last network on the group's images (test where the data set has "
+        "a test list, else val), mean ± std over seeds (n seeds), the group's image count, and in square brackets "
+        "the difference to supervised on the same split.\n"])
 
 
 def per_seed_markdown(table: pd.DataFrame) -> str:
@@ -239,20 +276,24 @@ def _class_cell(row: Any) -> str:
     return f"{row['iou']:.1f}" + ("" if math.isnan(delta) or row["method"] == "supervised" else f" ({delta:+.1f})")
 
 
+def _group_cell(row: Any) -> str:
+    if row is None:
+        return ""
+    delta = row["vs_supervised"]
+    return (f"{_fmt(row['mean'], row['std'])} ({row['seeds']}), {row['images']} im"
+            + ("" if math.isnan(delta) or row["method"] == "supervised" else f" [{delta:+.1f}]"))
+
+
 def per_class_terminal(table: pd.DataFrame, console: Console) -> None:
     """The per-class tables of the main methods in the terminal (variants: per_class.md and .csv)."""
-    table = table[[is_main(m) for m in table["method"]]]
-    for (dataset, split), block in table.groupby(["dataset", "split"], sort=False):
-        classes = list(dict.fromkeys(block["class"]))
-        out = Table(title=f"{dataset} {split}: per-class IoU % (difference to supervised)")
-        out.add_column("method", style="bold")
-        out.add_column("runs")
-        for name in classes:
-            out.add_column(name, justify="right")
-        for (method, source), rows in block.groupby(["method", "source"], sort=True):
-            by_class = {r["class"]: r for _, r in rows.iterrows()}
-            out.add_row(method, source, *(_class_cell(by_class.get(c)) for c in classes))
-        console.print(out)
+    _wide_terminal(table[[is_main(m) for m in table["method"]]], "class", _class_cell,
+                   "per-class IoU % (difference to supervised)", console)
+
+
+def per_group_terminal(table: pd.DataFrame, console: Console) -> None:
+    """The per-group tables in the terminal, every method."""
+    _wide_terminal(table, "group", _group_cell, "mIoU % per group of evaluation images (difference to supervised)",
+                   console)
 
 
 README_BEGIN = "<!-- report:begin -->"

@@ -24,6 +24,10 @@ def add(commands: argparse._SubParsersAction) -> None:
                         help="difference in mIoU of method A minus B on every split where both ran, with its paired "
                              "bootstrap interval over val images and the difference on each seed both ran (labels "
                              "as in the table, e.g. speed+nodistill)")
+    report.add_argument("--groups", metavar="DATASET=REGEX",
+                        help="also break the last mIoU of every cell of DATASET down by groups of evaluation images, "
+                             "a group being the part of the file name REGEX matches (its first group if any), e.g. "
+                             "camvid='^[^_]+' for CamVid's drives; written to per_group.{csv,md}")
     report.set_defaults(func=handle)
 
 
@@ -35,6 +39,12 @@ def handle(args: argparse.Namespace) -> int:
         pair = tuple(name.strip() for name in args.compare.split(","))
         if len(pair) != 2 or not all(pair):
             raise UserError(f"--compare takes two method labels, e.g. --compare unimatch,supervised; got {args.compare!r}")
+    groups = None
+    if args.groups:
+        dataset, _, pattern = args.groups.partition("=")
+        if not dataset.strip() or not pattern:
+            raise UserError(f"--groups takes DATASET=REGEX, e.g. --groups camvid='^[^_]+'; got {args.groups!r}")
+        groups = (dataset.strip(), pattern)
     report.main(console, args.out, args.runs, latex=args.latex, compare_methods=pair,
-                readme=PROJECT_ROOT / "README.md" if args.readme else None)
+                readme=PROJECT_ROOT / "README.md" if args.readme else None, groups=groups)
     return 0

@@ -100,7 +100,7 @@ def handle_make(args: argparse.Namespace) -> int:
     texts = [text.strip() for text in args.ratios.split(",")]
     names = {ratio_name(args.dataset, parse_ratio(text)): text for text in texts}
     counts = {name: max(1, round(len(pool) * parse_ratio(text))) for name, text in names.items()}
-    strata = splits.strata_of(pool, args.strata) if args.strata else None
+    strata = splits.strata_of([image for image, _ in pool], args.strata) if args.strata else None
     for name, (labeled, unlabeled) in splits.nested_draw(pool, counts, args.seed, strata).items():
         share = "all" if parse_ratio(names[name]) == 1 else names[name]
         provenance = {"summary": f"seed {args.seed}, {share} of {len(pool)} train images",

@@ -286,18 +286,19 @@ def write_test(dataset: str, test: list[Sample], provenance: dict[str, Any]) -> 
     return "written"
 
 
-def strata_of(pool: list[Sample], pattern: str) -> list[str]:
-    """Each image's stratum: the part of its file name that ``pattern`` (a regular expression) matches,
-    its first group where it has one; for CamVid, ``^[^_]+`` names the video drive a frame comes from."""
+def strata_of(names: list[str], pattern: str, option: str = "--strata") -> list[str]:
+    """Each image's stratum: the part of its file name that ``pattern`` (a regular expression, given as
+    ``option``) matches, its first group where it has one; for CamVid, ``^[^_]+`` names the video drive a
+    frame comes from."""
     try:
         compiled = re.compile(pattern)
     except re.error as error:
-        raise UserError(f"cannot read --strata {pattern!r} as a regular expression: {error}") from None
+        raise UserError(f"cannot read {option} {pattern!r} as a regular expression: {error}") from None
     out = []
-    for image, _ in pool:
-        found = compiled.search(Path(image).name)
+    for name in names:
+        found = compiled.search(PurePosixPath(name).name)
         if found is None:
-            raise UserError(f"--strata {pattern!r} matches nothing in the file name of {image}; "
+            raise UserError(f"{option} {pattern!r} matches nothing in the file name of {name}; "
                             "write a pattern every image's name matches")
         out.append(found.group(1) if compiled.groups else found.group(0))
     return out

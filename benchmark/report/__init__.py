@@ -2,17 +2,19 @@
 
 Reads ``runs/**/record.json`` of two results folders: yours (``local``) and the suite's committed
 ``reference`` records (only records whose status is ``finished`` or ``diverged``: a sweep writing meanwhile
-never shows half a run; a diverged seed is counted in its cell, never averaged). Runs are grouped by data
-set, split, method and source (a local run is never averaged with a reference run), with mean and standard
-deviation over seeds of the last and the best evaluation, the number of seeds and the labeled count of
-every split. Runs of one cell made under different protocols are never averaged (``protocol_checks``).
-A run of a data set with a test list is reported on test (its last and its best-on-val networks, evaluated once at its end), with its val figures beside; other runs on val. Where
-the records carry per-image counts, every cell has a 95 % bootstrap interval over the evaluation images
-and per split the best main method and those not distinguishable from it are marked (``stats``);
-``--compare A,B`` prints paired differences. Outputs: the terminal tables with the
-protocol checks above them, ``summary.{csv,md}`` (``summary.tex`` with ``--latex``), the per-class tables
-``per_class.{csv,md}``, every run's figures ``per_seed.{csv,md}``, and the figures ``miou_vs_labels``,
-``miou_vs_labels_variants``, ``curves_<dataset>`` and ``losses_<dataset>`` (``.png`` and ``.svg``).
+never shows half a run; a diverged seed is counted in its cell, never averaged). Runs are grouped by data set,
+split, method and source (a local run is never averaged with a reference run), with mean and standard
+deviation over seeds of the last and the best evaluation, the number of seeds and the labeled count of every
+split. Runs of one cell made under different protocols are never averaged (``protocol_checks``). A run of a
+data set with a test list is reported on test (its last and its best-on-val networks, evaluated once at its
+end), with its val figures beside; other runs on val. Where the records carry per-image counts, every cell has
+a 95 % bootstrap interval over the evaluation images and per split the best main method and those not
+distinguishable from it are marked (``stats``); ``--compare A,B`` prints paired differences. Outputs: the
+terminal tables with the protocol checks above them, ``summary.{csv,md}`` (``summary.tex`` with ``--latex``),
+the per-class tables ``per_class.{csv,md}``, with ``--groups DATASET=REGEX`` the per-group tables
+``per_group.{csv,md}`` (mIoU on each group of evaluation images, e.g. CamVid's drives), every run's figures
+``per_seed.{csv,md}``, and the figures ``miou_vs_labels``, ``miou_vs_labels_variants``, ``curves_<dataset>``
+and ``losses_<dataset>`` (``.png`` and ``.svg``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from benchmark.errors import UserError
 from benchmark.protocol_checks import protocol_checks
 from benchmark.records import PUBLISHED, REFERENCE_ROOT, results_root
 from benchmark.report.load import load_published, load_runs, with_published
-from benchmark.report.statistics import PerImage, attach_intervals, compare, per_class, per_seed, summarise
+from benchmark.report.statistics import (PerImage, attach_intervals, compare, per_class, per_group, per_seed,
+                                         summarise)
 
 SOURCES = ("reference", "local")
 """Where runs come from: the suite's committed records, or the user's results folder."""
@@ -37,10 +40,11 @@ SOURCES = ("reference", "local")
 
 def main(console: Console, out: str | Path | None = None, which: str = "both", reference: Path = REFERENCE_ROOT,
          published_path: Path = PUBLISHED, latex: bool = False, compare_methods: tuple[str, str] | None = None,
-         readme: Path | None = None) -> Path | None:
+         readme: Path | None = None, groups: tuple[str, str] | None = None) -> Path | None:
     """Build and write the report of the finished runs of ``which`` ('local', 'reference' or 'both');
     returns the folder written to (the reference folder for 'reference' alone, else yours). With ``readme``
-    (reference runs alone), that file's report block is rewritten too."""
+    (reference runs alone), that file's report block is rewritten too; with ``groups`` (a data set and a regular
+    expression over its evaluation image names) its per-group tables are written and shown."""
     if readme is not None and which != "reference":
         raise UserError("--readme writes the suite's own results into the README: use it with --runs reference")
     local = results_root(out)
@@ -72,6 +76,11 @@ def main(console: Console, out: str | Path | None = None, which: str = "both", r
     classes = per_class(runs)
     if not classes.empty:
         tables.per_class_terminal(classes, console)
+    if groups:
+        by_group = per_group(runs, per_image, *groups)
+        if by_group.empty:
+            console.print(f"no {groups[0]} runs with per-image counts to break down by group", highlight=False)
+        tables.per_group_terminal(by_group, console)
     if compare_methods:
         lines = compare(runs, per_image, *compare_methods)
         for line in lines or [f"no split has runs of both {compare_methods[0]} and {compare_methods[1]}"]:
@@ -83,6 +92,10 @@ def main(console: Console, out: str | Path | None = None, which: str = "both", r
         written += [target / "per_class.csv", target / "per_class.md"]
         write_text(written[-2], classes.to_csv(index=False, float_format="%.2f"))
         write_text(written[-1], tables.per_class_markdown(classes))
+    if groups and not by_group.empty:
+        written += [target / "per_group.csv", target / "per_group.md"]
+        write_text(written[-2], by_group.to_csv(index=False, float_format="%.2f"))
+        write_text(written[-1], tables.per_group_markdown(by_group, groups[1]))
     seeds = per_seed(every)
     written += [target / "per_seed.csv", target / "per_seed.md"]
     write_text(written[-2], seeds.to_csv(index=False, float_format="%.2f"))

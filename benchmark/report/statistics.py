@@ -1,6 +1,6 @@
 """The report's statistics over runs: mean and std over seeds per cell, bootstrap intervals over the
-evaluation images and the marks of the best main method (``stats``), paired comparisons, per-class and
-per-seed tables."""
+evaluation images and the marks of the best main method (``stats``), paired comparisons, per-class,
+per-group and per-seed tables."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import stats
+from benchmark.data import splits
 from benchmark.records import is_main, read_per_image
 
 
@@ -139,6 +140,16 @@ def compare(runs: pd.DataFrame, per_image: PerImage, a: str, b: str, seed: int =
     return lines
 
 
+def with_vs_supervised(table: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
+    """``table`` with ``vs_supervised``: each row's ``value`` minus supervised's on the same data set, split,
+    source and ``column`` (NaN where supervised has no row)."""
+    keys = ["dataset", "split", "source", column]
+    supervised = table[table["method"] == "supervised"].set_index(keys)[value]
+    table["vs_supervised"] = [table[value].iloc[i] - supervised[k] if k in supervised.index else np.nan
+                              for i, k in enumerate(zip(*(table[key] for key in keys)))]
+    return table
+
+
 def per_class(runs: pd.DataFrame) -> pd.DataFrame:
     """Per cell and class: IoU (%, mean over seeds of the last evaluation) and its difference to
     supervised on the same split and source."""
@@ -155,11 +166,32 @@ def per_class(runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    supervised = table[table["method"] == "supervised"].set_index(["dataset", "split", "source", "class"])["iou"]
-    keys = list(zip(table["dataset"], table["split"], table["source"], table["class"]))
-    table["vs_supervised"] = [table["iou"].iloc[i] - supervised[k] if k in supervised.index else np.nan
-                              for i, k in enumerate(keys)]
-    return table
+    return with_vs_supervised(table, "class", "iou")
+
+
+def per_group(runs: pd.DataFrame, per_image: PerImage, dataset: str, pattern: str) -> pd.DataFrame:
+    """Per cell of ``dataset`` and group of evaluation images (the part of each file name ``pattern`` matches, as in
+    ``splits make --strata``; CamVid's drives with ``^[^_]+``): the last network's mIoU (%) on the group's
+    images, mean and std over seeds, and the difference to supervised on the same split and source. Cells
+    without per-image counts are left out."""
+    rows = []
+    chosen_runs = runs[runs["dataset"] == dataset]
+    for (split, method, source), _ in chosen_runs.groupby(["split", "method", "source"], sort=True):
+        cell = per_image.cell(dataset, split, method, source)
+        if cell is None:
+            continue
+        counts, images = cell
+        groups = np.array(splits.strata_of([str(name) for name in images], pattern, "--groups"))
+        for group in sorted(set(groups)):
+            chosen = groups == group
+            scores = [float(stats.miou(i[chosen].sum(0), u[chosen].sum(0))) for i, u in counts]
+            rows.append({"dataset": dataset, "split": split, "method": method, "source": source, "group": group,
+                         "images": int(chosen.sum()), "seeds": len(scores), "mean": float(np.mean(scores)),
+                         "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else np.nan})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    return with_vs_supervised(table, "group", "mean")
 
 
 def per_seed(runs: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -59,10 +60,12 @@ def test_published_numbers_and_unavailable_cells(tmp_path: Path, monkeypatch) ->
 
 def full_record(root: Path, split: str, method: str, seed: int, intersection, union, crop: int = 96,
                 best_gap: float = 0.0, last_step: int = 100, labeled: int = 128, fraction: float = 0.0625,
-                generated: dict | None = None, extra: dict | None = None, test=None) -> None:
+                generated: dict | None = None, extra: dict | None = None, test=None,
+                test_names: list[str] | None = None) -> None:
     """A finished demo record with config.yaml, metrics.jsonl and per_image.npz (its mIoU from the counts);
     ``extra`` fields are added to the record; ``test`` (intersection, union) makes it a run evaluated on a
-    test list too (the best-on-val network is the last), with test_per_image.npz."""
+    test list too (the best-on-val network is the last), with test_per_image.npz (its images ``test_names``,
+    else test0.png, test1.png, ...)."""
     import numpy as np
 
     from benchmark import stats
@@ -90,7 +93,7 @@ def full_record(root: Path, split: str, method: str, seed: int, intersection, un
                           "last_iteration": last_step, "best_iteration": last_step, "per_image": "test_per_image.npz"}
         paths.record.write_text(json.dumps(record))
         counts = {"iteration": last_step, "intersection": test[0], "union": test[1]}
-        write_per_image(paths.test_per_image, [f"test{k}.png" for k in range(len(test[1]))],
+        write_per_image(paths.test_per_image, test_names or [f"test{k}.png" for k in range(len(test[1]))],
                         {"last": counts, "best": counts})
 
 
@@ -460,3 +463,28 @@ def test_a_diverged_seed_of_a_split_with_a_test_list_shares_its_cell(tmp_path: P
     row = row.set_index("method").loc["fixmatch"]
     assert (row["seeds"], row["diverged"], row["diverged_at"], row["evaluated_on"]) == (2, 1, "70", "test")
     assert not math.isnan(row["ci_low"])  # the interval of the two finished seeds
+
+
+def test_per_group_tables_give_each_group_its_own_miou_over_seeds(tmp_path: Path) -> None:
+    import numpy as np
+
+    from benchmark import stats
+
+    names = [f"test/{'0001TP' if k < 12 else 'Seq05VD'}_{k:03d}.png" for k in range(20)]
+    for seed in range(3):
+        for method, skill in (("supervised", 0.4), ("fixmatch", 0.7)):
+            full_record(tmp_path, "demo_1_16", method, seed, *made_up(seed, 0.6),
+                        test=made_up(10 * (skill > 0.5) + seed, skill), test_names=names)
+    report.main(Console(record=True, width=200), out=tmp_path, which="local", groups=("demo", "^[^_]+"))
+    table = pd.read_csv(tmp_path / "per_group.csv").set_index(["method", "group"])
+    for method, skill, base in (("supervised", 0.4, 0), ("fixmatch", 0.7, 10)):
+        for group, part in (("0001TP", slice(0, 12)), ("Seq05VD", slice(12, 20))):
+            scores = [float(stats.miou(*(c[part].sum(0) for c in made_up(base + s, skill)))) for s in range(3)]
+            row = table.loc[(method, group)]
+            assert row["images"] == (12 if group == "0001TP" else 8) and row["seeds"] == 3
+            assert np.isclose(row["mean"], np.mean(scores), atol=0.01)
+            assert np.isclose(row["std"], np.std(scores, ddof=1), atol=0.01)
+    gain = table.loc[("fixmatch", "Seq05VD"), "mean"] - table.loc[("supervised", "Seq05VD"), "mean"]
+    assert np.isclose(table.loc[("fixmatch", "Seq05VD"), "vs_supervised"], gain, atol=0.02) and gain > 20
+    markdown = (tmp_path / "per_group.md").read_text()
+    assert "| method | runs | 0001TP | Seq05VD |" in markdown and "12 im" in markdown and "`^[^_]+`" in markdown
