@@ -46,4 +46,5 @@ class FixMatch(Method):
         loss_x = self.ctx.supervised_loss(logits_x, x.mask)
         loss_u = pseudo.loss(self.model(strong), tau)
         return {"loss": (loss_x + loss_u) / 2, "loss_x": loss_x, "loss_u": loss_u,
-                "mask_ratio": pseudo.confident_fraction(tau)}
+                "mask_ratio": pseudo.confident_fraction(tau),
+                "pseudo_top_share": pseudo.top_class_share(tau, self.ctx.num_classes)}

@@ -89,6 +89,7 @@ class Speed(Method):
         return {"loss": (loss_x + p.lambda_u * loss_u + p.lambda_s * loss_s) / 2, "loss_x": loss_x,
                 "loss_u": loss_u, "loss_feat": loss_feat, "loss_logit": loss_logit,
                 "mask_ratio": mixed.pseudo.confident_fraction(p.threshold),
+                "pseudo_top_share": mixed.pseudo.top_class_share(p.threshold, self.ctx.num_classes),
                 "partner_share": mixed.partner.float().mean()}
 
     def distillation(self, student_feat: Tensor, student_logits: Tensor, teacher_feat: Tensor,

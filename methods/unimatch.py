@@ -60,4 +60,5 @@ class UniMatch(Method):
         loss_fp = weak.loss(logits_fp[n_x:], tau)
         loss_u = p.weight_s1 * loss_s1 + p.weight_s2 * loss_s2 + p.weight_fp * loss_fp
         return {"loss": (loss_x + loss_u) / 2, "loss_x": loss_x, "loss_s1": loss_s1, "loss_s2": loss_s2,
-                "loss_fp": loss_fp, "mask_ratio": weak.confident_fraction(tau)}
+                "loss_fp": loss_fp, "mask_ratio": weak.confident_fraction(tau),
+                "pseudo_top_share": weak.top_class_share(tau, self.ctx.num_classes)}

@@ -46,3 +46,11 @@ class Pseudo:
         valid = (~self.ignore).sum().clamp_min(1)
         return self.confident(threshold).sum() / valid
 
+
+    def top_class_share(self, threshold: float, num_classes: int) -> Tensor:
+        """Share of the confident pixels that carry the most frequent pseudo label (a 0-d tensor, counted
+        without a host synchronisation): near 1 when self-training has collapsed onto one class, as FixMatch
+        does on CamVid at 11 labeled frames; 0 when no pixel is confident."""
+        counts = self.conf.new_zeros(num_classes).scatter_add_(
+            0, self.label.flatten(), self.confident(threshold).flatten().float())
+        return counts.max() / counts.sum().clamp_min(1)

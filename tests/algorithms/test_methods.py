@@ -88,6 +88,18 @@ def test_pseudo_paste_and_confident_fraction() -> None:
     assert mixed.confident_fraction(0.4) == 1.0
 
 
+def test_top_class_share_counts_confident_unpadded_pixels_only() -> None:
+    label = torch.tensor([[[2, 2, 0], [1, 2, 0]]])
+    conf = torch.tensor([[[0.99, 0.99, 0.99], [0.99, 0.5, 0.99]]])
+    ignore = torch.tensor([[[False, False, False], [False, False, True]]])
+    pseudo = Pseudo(label, conf, ignore)
+    confident = [int(k) for k, c, i in zip(label.flatten(), conf.flatten(), ignore.flatten()) if c >= 0.9 and not i]
+    assert confident == [2, 2, 0, 1]
+    assert pseudo.top_class_share(0.9, 4) == max(confident.count(k) for k in range(4)) / len(confident)
+    assert torch.isclose(pseudo.top_class_share(0.0, 4), torch.tensor(3 / 5))
+    assert pseudo.top_class_share(1.01, 4) == 0.0
+
+
 def test_ema_update_formula_and_frozen_teacher() -> None:
     student = nn.Linear(3, 2)
     teacher = frozen_copy(student)
@@ -139,7 +151,7 @@ def test_fixmatch_wiring_against_a_direct_computation() -> None:
     loss_u = self_consistency(method.model, batch.unlabeled)
     assert torch.allclose(out["loss"], (loss_x + loss_u) / 2, atol=1e-6)
     nothing = FixMatch(plain_context(), FixMatch.Params(threshold=1.01)).training_step(batch, step)
-    assert nothing["loss_u"] == 0 and nothing["mask_ratio"] == 0.0
+    assert nothing["loss_u"] == 0 and nothing["mask_ratio"] == 0.0 and nothing["pseudo_top_share"] == 0.0
 
 
 def test_unimatch_weights_its_four_losses() -> None:
