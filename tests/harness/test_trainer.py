@@ -39,7 +39,7 @@ def test_a_run_writes_config_metrics_record_and_checkpoint(env, tiny_config) -> 
     assert rec["val_sizes"] == {"64x64": 8}  # the resolution the report states
     lines = [json.loads(line) for line in paths.metrics.read_text().splitlines()]
     assert [line["iteration"] for line in lines] == [2, 4]
-    assert set(lines[0]["losses"]) == {"loss", "loss_x", "loss_u", "mask_ratio"}
+    assert set(lines[0]["losses"]) == {"loss", "loss_x", "loss_u", "mask_ratio", "pseudo_top_share"}
     assert paths.config.exists() and paths.checkpoint.exists() and not paths.lock.exists()
     # a finished run is not trained again
     assert run("--method", "fixmatch", "--split", "demo_1_4", "--config", str(tiny_config)) == 0
