@@ -80,7 +80,8 @@ def main(console: Console, out: str | Path | None = None, which: str = "both", r
         by_group = per_group(runs, per_image, *groups)
         if by_group.empty:
             console.print(f"no {groups[0]} runs with per-image counts to break down by group", highlight=False)
-        tables.per_group_terminal(by_group, console)
+        else:
+            tables.per_group_terminal(by_group, console)
     if compare_methods:
         lines = compare(runs, per_image, *compare_methods)
         for line in lines or [f"no split has runs of both {compare_methods[0]} and {compare_methods[1]}"]:

@@ -170,10 +170,10 @@ def per_class(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_group(runs: pd.DataFrame, per_image: PerImage, dataset: str, pattern: str) -> pd.DataFrame:
-    """Per cell of ``dataset`` and group of evaluation images (the part of each file name ``pattern`` matches, as in
-    ``splits make --strata``; CamVid's drives with ``^[^_]+``): the last network's mIoU (%) on the group's
-    images, mean and std over seeds, and the difference to supervised on the same split and source. Cells
-    without per-image counts are left out."""
+    """Per cell of ``dataset`` and group of evaluation images (the part of each file name ``pattern``
+    matches, as in ``splits make --strata``; CamVid's drives with ``^[^_]+``): the last network's mIoU (%)
+    on the group's images, mean and std over seeds, and the difference to supervised on the same split and
+    source. Cells without per-image counts are left out."""
     rows = []
     chosen_runs = runs[runs["dataset"] == dataset]
     for (split, method, source), _ in chosen_runs.groupby(["split", "method", "source"], sort=True):

@@ -46,7 +46,6 @@ class Pseudo:
         valid = (~self.ignore).sum().clamp_min(1)
         return self.confident(threshold).sum() / valid
 
-
     def top_class_share(self, threshold: float, num_classes: int) -> Tensor:
         """Share of the confident pixels that carry the most frequent pseudo label (a 0-d tensor, counted
         without a host synchronisation): near 1 when self-training has collapsed onto one class, as FixMatch
