@@ -487,9 +487,9 @@ def test_per_group_tables_give_each_group_its_own_miou_over_seeds(tmp_path: Path
     gain = table.loc[("fixmatch", "Seq05VD"), "mean"] - table.loc[("supervised", "Seq05VD"), "mean"]
     assert np.isclose(table.loc[("fixmatch", "Seq05VD"), "vs_supervised"], gain, atol=0.02) and gain > 20
     markdown = (tmp_path / "per_group.md").read_text()
+    assert "| method | runs | 0001TP | Seq05VD |" in markdown and "12 im" in markdown and "`^[^_]+`" in markdown
     (tmp_path / "per_group.md").unlink()
     console = Console(record=True, width=200)
     report.main(console, out=tmp_path, which="local", groups=("camvid", "^[^_]+"))
     assert "no camvid runs with per-image counts" in console.export_text()
     assert not (tmp_path / "per_group.md").exists()
-    assert "| method | runs | 0001TP | Seq05VD |" in markdown and "12 im" in markdown and "`^[^_]+`" in markdown
