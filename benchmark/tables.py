@@ -72,6 +72,12 @@ def evaluation_of(rows: list[tuple[str, str, list[Any]]]) -> str:
     return "; ".join(texts) or "val"
 
 
+def mixes_evaluation_sets(rows: list[tuple[str, str, list[Any]]]) -> bool:
+    """Whether one table holds cells on test and cells on val, so that each val cell must say so."""
+    return len({getattr(cell, "evaluated_on", "val") for _, _, cells in rows for cell in cells
+                if cell is not None}) > 1
+
+
 def diverged_text(row: Any) -> str:
     """'2 of 3 seeds diverged (steps 3240, 3359), not in the mean', 'diverged: 1 of 1 seed (step 2100)' for a
     cell without a finished seed; '' for a cell none of whose seeds diverged."""
@@ -89,9 +95,10 @@ def _ours(row: Any) -> str:
     return _fmt(row.last_mean, row.last_std) if row.seeds else "diverged"
 
 
-def cell_text(row: Any, newline: str, published: str) -> str:
+def cell_text(row: Any, newline: str, published: str, mixed: bool = False) -> str:
     """One cell: last mean ± std (n), interval, mark, best, the val means (a cell on test), the seeds that
-    diverged, published number."""
+    diverged, published number; in a table that also holds test cells (``mixed``) a val cell says it is
+    on val."""
     if row is None:
         return ""
     if not row.seeds:
@@ -106,6 +113,8 @@ def cell_text(row: Any, newline: str, published: str) -> str:
     lines.append(f"{'best-on-val' if test else 'best'} {_fmt(row.best_mean, row.best_std)}")
     if test:
         lines.append(f"val {row.val_last_mean:.2f}, best {row.val_best_mean:.2f}")
+    elif mixed:
+        lines.append("on val: no test evaluation")
     diverged = diverged_text(row)
     if diverged:
         lines.append(diverged)
@@ -130,10 +139,11 @@ def markdown(summary: pd.DataFrame, checks: dict[str, list[str]] | None = None) 
             header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
             parts.append(f"\n### {dataset}: {title}\n" if title else "")
             parts.append(f"\nEvaluated on {evaluation_of(rows)}.\n")
+            mixed = mixes_evaluation_sets(rows)
             parts.append("\n| method | runs | " + " | ".join(header) + " |\n|---|---|" + "---|" * len(header) + "\n")
             for method, source, cells in rows:
                 parts.append(f"| {method} | {source} | "
-                             + " | ".join(cell_text(c, "<br>", "published: {}") for c in cells) + " |\n")
+                             + " | ".join(cell_text(c, "<br>", "published: {}", mixed) for c in cells) + " |\n")
     return "".join(parts)
 
 
@@ -150,8 +160,9 @@ def terminal(summary: pd.DataFrame, console: Console, checks: dict[str, list[str
             table.add_column("runs")
             for s in splits.itertuples():
                 table.add_column(f"{s.split}\n{s.labeled} labeled ({100 * s.fraction:.3g} %)", justify="right")
+            mixed = mixes_evaluation_sets(rows)
             for method, source, cells in rows:
-                table.add_row(method, source, *(cell_text(c, "\n", "[dim]published {}[/]") for c in cells))
+                table.add_row(method, source, *(cell_text(c, "\n", "[dim]published {}[/]", mixed) for c in cells))
             console.print(table)
 
 
@@ -320,8 +331,10 @@ def readme_block(summary: pd.DataFrame, runs: pd.DataFrame, checks: dict[str, li
             parts.append(f"- ⚠ {line}\n")
         header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
         parts.append("\n| method | " + " | ".join(header) + " |\n|---|" + "---|" * len(header) + "\n")
+        mixed = mixes_evaluation_sets(rows)
         for method, _, cells in rows:
-            parts.append(f"| {method} | " + " | ".join(cell_text(c, "<br>", "published: {}") for c in cells) + " |\n")
+            parts.append(f"| {method} | " + " | ".join(cell_text(c, "<br>", "published: {}", mixed) for c in cells)
+                         + " |\n")
     parts.append(f"\n![mIoU against labeled images, main methods]({plot})\n{README_END}")
     return "".join(parts)
 

@@ -446,6 +446,11 @@ def test_runs_with_a_test_list_are_reported_on_test_with_val_beside(tmp_path: Pa
     assert "Evaluated on test (20 images): the last and the best-on-val networks, val beside; val (20 images)." in markdown
     assert f"val {np.mean(val_miou):.2f}, best {np.mean(val_miou):.2f}" in markdown
     assert "best-on-val" in markdown
+    on_val = [line for line in markdown.splitlines() if "on val: no test evaluation" in line]
+    assert len(on_val) == 1 and "(n=1)" in on_val[0] and "best-on-val" not in on_val[0]
+    alone = tables.markdown(statistics.attach_intervals(statistics.summarise(runs[runs["evaluated_on"] == "val"]),
+                                                        per_image))
+    assert "no test evaluation" not in alone
 
 
 def test_a_diverged_seed_of_a_split_with_a_test_list_shares_its_cell(tmp_path: Path) -> None:
