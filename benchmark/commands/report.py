@@ -22,8 +22,8 @@ def add(commands: argparse._SubParsersAction) -> None:
                              "plot) from the committed records")
     report.add_argument("--compare", metavar="A,B",
                         help="difference in mIoU of method A minus B on every split where both ran, with its paired "
-                             "bootstrap interval over val images and the difference on each seed both ran (labels "
-                             "as in the table, e.g. speed+nodistill)")
+                             "bootstrap interval over the evaluation images (test where the runs have it) and the "
+                             "difference on each seed both ran (labels as in the table, e.g. speed+nodistill)")
     report.add_argument("--groups", metavar="DATASET=REGEX",
                         help="also break the last mIoU of every cell of DATASET down by groups of evaluation images, "
                              "a group being the part of the file name REGEX matches (its first group if any), e.g. "

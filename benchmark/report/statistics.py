@@ -104,7 +104,7 @@ def attach_intervals(summary: pd.DataFrame, per_image: PerImage, seed: int = 0) 
 
 def seed_differences(block: pd.DataFrame, a: str, b: str) -> str:
     """Last mIoU of ``a`` minus ``b`` on each seed both ran, and how often ``a`` leads: the seed-to-seed
-    spread that the bootstrap over val images does not cover."""
+    spread that the bootstrap over the evaluation images does not cover."""
     last = {m: block[block["method"] == m].groupby("seed")["last"].mean() for m in (a, b)}
     shared = sorted(set(last[a].index) & set(last[b].index))
     if not shared:
@@ -117,8 +117,9 @@ def seed_differences(block: pd.DataFrame, a: str, b: str) -> str:
 
 def compare(runs: pd.DataFrame, per_image: PerImage, a: str, b: str, seed: int = 0) -> list[str]:
     """For every split (and source) with runs of both methods: mean last mIoU of ``a`` minus ``b``, with
-    its paired bootstrap interval over the val images (seeds pooled by their mean), and the difference
-    on each seed both ran, since the interval covers the choice of val images, not of seeds."""
+    its paired bootstrap interval over the evaluation images (test where the runs have it, else val; seeds
+    pooled by their mean), and the difference on each seed both ran, since the interval covers the choice
+    of images, not of seeds."""
     lines = []
     for (dataset, split, source), block in runs.groupby(["dataset", "split", "source"], sort=True):
         if not {a, b} <= set(block["method"]):
@@ -126,16 +127,17 @@ def compare(runs: pd.DataFrame, per_image: PerImage, a: str, b: str, seed: int =
         mean = {m: block[block["method"] == m]["last"].mean() for m in (a, b)}
         seeds = {m: block[block["method"] == m]["seed"].nunique() for m in (a, b)}
         where = f"{dataset} {split} ({source}, n={seeds[a]} vs {seeds[b]})"
+        evaluated_on = "/".join(sorted(set(block[block["method"].isin([a, b])]["evaluated_on"])))
         cell_a, cell_b = per_image.cell(dataset, split, a, source), per_image.cell(dataset, split, b, source)
         if cell_a and cell_b and np.array_equal(cell_a[1], cell_b[1]):
             weights = stats.resample_weights(len(cell_a[1]), seed=seed)
             difference = stats.difference_interval(cell_a[0], cell_b[0], weights)
             verdict = "0 inside: not distinguishable" if difference.contains(0) else "0 outside"
-            line = (f"{where}: {a} - {b} = {difference} mIoU, 95 % paired bootstrap interval over val images; "
-                    f"{verdict}")
+            line = (f"{where}: {a} - {b} = {difference} mIoU, 95 % paired bootstrap interval over {evaluated_on} "
+                    f"images; {verdict}")
         else:
             line = (f"{where}: {a} - {b} = {mean[a] - mean[b]:+.2f} mIoU (no interval: a record lacks "
-                    "per-image counts or the val lists differ)")
+                    "per-image counts or the evaluation lists differ)")
         lines.append(f"{line}; {seed_differences(block, a, b)}")
     return lines
 

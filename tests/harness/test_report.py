@@ -440,6 +440,7 @@ def test_runs_with_a_test_list_are_reported_on_test_with_val_beside(tmp_path: Pa
     direct = stats.difference_interval([made_up(30 + s, 0.7) for s in range(3)], [made_up(20 + s, 0.4) for s in range(3)],
                                        weights)
     assert len(gain) == 1 and str(direct) in gain[0] and direct.low > 0
+    assert "interval over test images" in gain[0]
     checks = protocol_checks(runs, statistics.summarise(runs))["demo"]
     assert any("fixmatch on demo_1_16 (local) (test)" in line for line in checks)
     markdown = tables.markdown(statistics.attach_intervals(statistics.summarise(runs), per_image))
