@@ -57,9 +57,27 @@ def miou_vs_labels(summary: pd.DataFrame, published: pd.DataFrame, out: Path, va
     return [] if fig is None else save(fig, out, "miou_vs_labels_variants" if variants else "miou_vs_labels")
 
 
-def miou_vs_labels_figure(summary: pd.DataFrame, published: pd.DataFrame, variants: bool = False) -> Figure | None:
+def on_test(summary: pd.DataFrame) -> pd.DataFrame:
+    """The tagged variants' cells evaluated on a test list: the configurations tried on a data set with a
+    test split, which the README shows apart from its headline."""
+    if "evaluated_on" not in summary:
+        return summary.iloc[0:0]
+    return summary[(summary["evaluated_on"] == "test") & ~summary["method"].map(is_main)]
+
+
+def miou_vs_labels_on_test(summary: pd.DataFrame, out: Path) -> list[Path]:
+    """``miou_vs_labels_test``: the tagged variants evaluated on test alone, one panel per data set with a
+    test list (nothing is written when no variant was evaluated on test)."""
+    fig = miou_vs_labels_figure(on_test(summary), pd.DataFrame(columns=["dataset", "split", "method", "miou"]),
+                                variants=True, title="tagged variants on test")
+    return [] if fig is None else save(fig, out, "miou_vs_labels_test")
+
+
+def miou_vs_labels_figure(summary: pd.DataFrame, published: pd.DataFrame, variants: bool = False,
+                          title: str = "tagged variants") -> Figure | None:
     """The figure of ``miou_vs_labels``, or None when it has no method to show. The variants' legend, which
-    can hold dozens of tags, goes below each panel in two columns, the figure growing to make room."""
+    can hold dozens of tags, goes below each panel in two columns, the figure growing to make room; their
+    panels are titled '``dataset`` (``title``)'."""
     chosen = summary[[is_main(m) != variants for m in summary["method"]]]
     if chosen.empty:
         return None
@@ -94,7 +112,7 @@ def miou_vs_labels_figure(summary: pd.DataFrame, published: pd.DataFrame, varian
         ax.set_xlabel("labeled share of the training pool")
         on = " / ".join(sorted(set(block["evaluated_on"]), reverse=True)) if "evaluated_on" in block else "val"
         ax.set_ylabel(f"{on} mIoU (%), last network")
-        ax.set_title(dataset + (" (tagged variants)" if variants else ""))
+        ax.set_title(dataset + (f" ({title})" if variants else ""))
         ax.grid(alpha=0.3)
         if variants:
             ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))

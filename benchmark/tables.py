@@ -311,9 +311,34 @@ README_BEGIN = "<!-- report:begin -->"
 README_END = "<!-- report:end -->"
 
 
-def readme_block(summary: pd.DataFrame, runs: pd.DataFrame, checks: dict[str, list[str]], plot: str) -> str:
+def variants_on_test(splits: pd.DataFrame, rows: list[tuple[str, str, list[Any]]]
+                     ) -> tuple[pd.DataFrame, list[tuple[str, str, list[Any]]]]:
+    """The tagged variants' cells evaluated on test, with only the rows and splits that have one: the
+    configurations tried on a data set's test list, shown in the README apart from the headline."""
+    chosen = [(method, source, [c if c is not None and getattr(c, "evaluated_on", "val") == "test" else None
+                                for c in cells]) for method, source, cells in rows if not is_main(method)]
+    chosen = [row for row in chosen if any(c is not None for c in row[2])]
+    keep = [i for i in range(len(splits)) if any(cells[i] is not None for _, _, cells in chosen)]
+    return splits.iloc[keep], [(m, src, [cells[i] for i in keep]) for m, src, cells in chosen]
+
+
+def _readme_table(splits: pd.DataFrame, rows: list[tuple[str, str, list[Any]]]) -> str:
+    """One README table: a row per method, a column per split."""
+    mixed = mixes_evaluation_sets(rows)
+    header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
+    lines = ["\n| method | " + " | ".join(header) + " |\n|---|" + "---|" * len(header) + "\n"]
+    for method, _, cells in rows:
+        lines.append(f"| {method} | " + " | ".join(cell_text(c, "<br>", "published: {}", mixed) for c in cells)
+                     + " |\n")
+    return "".join(lines)
+
+
+def readme_block(summary: pd.DataFrame, runs: pd.DataFrame, checks: dict[str, list[str]], plot: str,
+                 test_plot: str | None = None) -> str:
     """The README's results block: per data set the protocol of its headline runs with their training
-    time, the protocol checks, the headline table (main methods), then the plot at ``plot``."""
+    time, the protocol checks, the headline table (main methods) and, for a data set with a test list,
+    the tagged variants evaluated on test; then the plot at ``plot`` and that of the variants on test at
+    ``test_plot``."""
     parts = [f"{README_BEGIN}\n<!-- written by `python -m benchmark report --runs reference --readme` from the committed "
              "records; edits inside this block are overwritten -->\n"]
     for dataset, all_splits, all_rows in grid(summary):
@@ -329,13 +354,15 @@ def readme_block(summary: pd.DataFrame, runs: pd.DataFrame, checks: dict[str, li
             parts.append(f"- {len(group)} runs (seeds {seeds}; {hours:.1f} h of training): {setup}\n")
         for line in checks.get(dataset, []):
             parts.append(f"- ⚠ {line}\n")
-        header = [f"{s.split} ({s.labeled} labeled)" for s in splits.itertuples()]
-        parts.append("\n| method | " + " | ".join(header) + " |\n|---|" + "---|" * len(header) + "\n")
-        mixed = mixes_evaluation_sets(rows)
-        for method, _, cells in rows:
-            parts.append(f"| {method} | " + " | ".join(cell_text(c, "<br>", "published: {}", mixed) for c in cells)
-                         + " |\n")
-    parts.append(f"\n![mIoU against labeled images, main methods]({plot})\n{README_END}")
+        parts.append(_readme_table(splits, rows))
+        tested_splits, tested = variants_on_test(all_splits, all_rows)
+        if tested:
+            parts.append(f"\n#### {dataset}: tagged variants on test\n\nEvaluated on {evaluation_of(tested)}.\n")
+            parts.append(_readme_table(tested_splits, tested))
+    parts.append(f"\n![mIoU against labeled images, main methods]({plot})\n")
+    if test_plot:
+        parts.append(f"\n![mIoU on test against labeled images, tagged variants]({test_plot})\n")
+    parts.append(README_END)
     return "".join(parts)
 
 

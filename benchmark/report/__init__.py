@@ -106,10 +106,12 @@ def main(console: Console, out: str | Path | None = None, which: str = "both", r
         write_text(written[-1], tables.latex(summary))
     written += figures.miou_vs_labels(summary, published, target)
     written += figures.miou_vs_labels(summary, published, target, variants=True)
-    written += figures.curves(runs, target)
+    test_plot = figures.miou_vs_labels_on_test(summary, target)
+    written += test_plot + figures.curves(runs, target)
     if readme is not None:
         plot = os.path.relpath(target / "miou_vs_labels.svg", readme.parent)
-        block = tables.readme_block(summary, every, checks, plot)
+        test_svg = os.path.relpath(test_plot[-1], readme.parent) if test_plot else None
+        block = tables.readme_block(summary, every, checks, plot, test_svg)
         write_text(readme, tables.replace_readme_block(readme.read_text(), block, str(readme)))
         written.append(readme)
     console.print(f"{len(every)} runs; wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)

@@ -334,6 +334,35 @@ def test_readme_block_states_the_protocol_and_holds_the_headline_table(tmp_path:
                     published_path=tmp_path / "none.yaml", readme=readme)
 
 
+def test_readme_block_shows_the_variants_evaluated_on_test_apart(tmp_path: Path) -> None:
+    import numpy as np
+
+    from benchmark import stats
+
+    reference = tmp_path / "reference"
+    for seed in range(2):
+        full_record(reference, "demo_1_16", "supervised", seed, *made_up(seed, 0.5))
+        full_record(reference, "demo_1_16", "fixmatch+b4", seed, *made_up(10 + seed, 0.5), test=made_up(20 + seed, 0.6))
+    full_record(reference, "demo_1_8", "supervised+b4", 0, *made_up(30, 0.5), labeled=256, fraction=0.125,
+                test=made_up(40, 0.7))
+    full_record(reference, "demo_full", "fixmatch+valonly", 0, *made_up(50, 0.5), labeled=2048, fraction=1.0)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- report:begin -->\n<!-- report:end -->\n")
+    report.main(Console(file=io.StringIO()), tmp_path / "local", "reference", reference=reference,
+                published_path=tmp_path / "none.yaml", readme=readme)
+    text = readme.read_text()
+    section = text.partition("#### demo: tagged variants on test")[2].partition("![")[0]
+    assert section.startswith("\n\nEvaluated on test (20 images): the last and the best-on-val networks")
+    header, _, *rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert header == "| method | demo_1_16 (128 labeled) | demo_1_8 (256 labeled) |"
+    assert [row.split(" | ")[0] for row in rows] == ["| fixmatch+b4", "| supervised+b4"]
+    test_miou = [float(stats.miou(*(c.sum(0) for c in made_up(20 + s, 0.6)))) for s in range(2)]
+    assert f"{np.mean(test_miou):.2f} ± {np.std(test_miou, ddof=1):.2f} (n=2)" in rows[0]
+    assert "valonly" not in text and "no test evaluation" not in section
+    assert "![mIoU on test against labeled images, tagged variants](reference/miou_vs_labels_test.svg)" in text
+    assert (reference / "miou_vs_labels_test.svg").stat().st_size > 1000
+
+
 def test_per_seed_table_lists_every_run_behind_each_mean(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("BENCHMARK_RESULTS", str(tmp_path))
     for seed, last in ((2, 0.57), (0, 0.50), (1, 0.52)):
