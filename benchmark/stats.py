@@ -1,13 +1,14 @@
 """How sure a number is: bootstrap intervals over the evaluation images (val, or test where the data set
 has a test list), from the per-image counts of the records.
 
-A run's ``per_image.npz`` (``test_per_image.npz`` on test) holds, per evaluation image and class, the pixels in the intersection and in the
-union of prediction and truth. Summed over any multiset of images they give that multiset's dataset-wide
-IoU, so a bootstrap resample of the images (drawn with replacement, as many as there are) has its own
-dataset-wide mIoU, recomputed from counts, never a mean of per-image IoUs. All runs compared on one split
-are evaluated on the same images, so one resample is applied to all of them at once: the interval of a
-cell (the mean over its seeds) and the interval of a difference between two cells (paired on the images)
-come from the same draws. A fixed resampling seed makes every interval reproducible.
+A run's ``per_image.npz`` (``test_per_image.npz`` on test) holds, per evaluation image and class, the
+pixels in the intersection and in the union of prediction and truth. Summed over any multiset of images
+they give that multiset's dataset-wide IoU, so a bootstrap resample of the images (drawn with
+replacement, as many as there are) has its own dataset-wide mIoU, recomputed from counts, never a mean
+of per-image IoUs. All runs compared on one split are evaluated on the same images, so one resample is
+applied to all of them at once: the interval of a cell (the mean over its seeds) and the interval of a
+difference between two cells (paired on the images) come from the same draws. A fixed resampling seed
+makes every interval reproducible.
 """
 
 from __future__ import annotations
